@@ -1,0 +1,185 @@
+"""The ``scoring`` command line.
+
+Exit codes (every command):
+
+* 0: success
+* 1: the work ran but found a problem (``check``: a step is unavailable)
+* 2: usage error, bad configuration, or bad input (the message says which)
+* 3: an unexpected error (rerun with ``--debug`` for the traceback)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scoring_core.errors import ScoringError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_UNEXPECTED = 3
+DEFAULT_CONFIG = "scoring.yaml"
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"The chain's YAML file (default: ./{DEFAULT_CONFIG}).",
+)
+
+
+@contextmanager
+def _errors_reported(debug: bool) -> Iterator[None]:
+    """Turn our errors into one clear line and exit code 2; hide tracebacks unless --debug."""
+    try:
+        yield
+    except ScoringError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            err=True,
+        )
+        sys.exit(EXIT_UNEXPECTED)
+
+
+def _config_path(config: Path | None, positional: Path | None = None) -> Path:
+    path = positional or config or Path(DEFAULT_CONFIG)
+    if not path.exists():
+        raise click.UsageError(
+            f"no configuration at {str(path)!r}; pass one with --config FILE"
+            if config or positional
+            else f"no {DEFAULT_CONFIG} in {Path.cwd()}; pass one with --config FILE"
+        )
+    return path
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="scoring-core")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
+    """Score rows through a YAML fallback chain of scorer plugins."""
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose > 1 or debug:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"debug": debug}
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().obj and ctx.find_root().obj.get("debug"))
+
+
+@cli.command()
+@click.argument("config_arg", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the full diagnostics as JSON.")
+@click.pass_context
+def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_json: bool) -> None:
+    """Load every step and report its status; exit 1 if any step is unavailable."""
+    from scoring_core.engine import Engine
+
+    with _errors_reported(_debug(ctx)):
+        path = _config_path(config, config_arg)
+        with Engine.from_yaml(path) as engine:
+            diagnostics = engine.diagnostics()
+    steps = diagnostics["steps"]
+    if as_json:
+        click.echo(json.dumps(diagnostics, indent=2))
+    else:
+        click.echo(f"{path}: {len(steps)} step(s), {diagnostics['engine']['features']} features")
+        width = max(len(s["name"]) for s in steps)
+        for step in steps:
+            origin = step["plugin"] + (f" {step['version']}" if step.get("version") else "")
+            line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
+            line += f" ({origin}), loaded in {step['load_ms']:.1f} ms"
+            if step["status"] != "ready":
+                line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
+                line += f"\n  {'':<{width}}  reason: {step['reason']}"
+            click.echo(line)
+        failed_plugins = [p for p in diagnostics["plugins"] if p["error"]]
+        for plugin in failed_plugins:
+            click.echo(f"  plugin {plugin['name']!r} failed to load: {plugin['error']}")
+    unavailable = [s["name"] for s in steps if s["status"] != "ready"]
+    if unavailable:
+        if not as_json:
+            click.echo(
+                f"{len(unavailable)} step(s) unavailable: {', '.join(unavailable)}; scores will "
+                "come from the steps after them",
+                err=True,
+            )
+        sys.exit(EXIT_PROBLEM)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also load the local plugins named in this YAML's `plugins:` list.",
+)
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
+    """List plugins: distribution, version, scorers, hooks and load errors."""
+    from scoring_core.plugins import PluginHost
+
+    with _errors_reported(_debug(ctx)):
+        local: list[str] = []
+        disabled: list[str] = []
+        base_dir = Path.cwd()
+        if config is not None:
+            from scoring_core.config import parse_config
+            from scoring_core.yaml_loader import load_yaml_file
+
+            parsed = parse_config(load_yaml_file(config))
+            local, disabled = list(parsed.plugins), list(parsed.disable_plugins)
+            base_dir = config.resolve().parent
+        host = PluginHost(config_plugins=local, disabled=disabled, base_dir=base_dir)
+    infos = [p.as_dict() for p in host.plugins]
+    if as_json:
+        click.echo(json.dumps({"plugins": infos}, indent=2))
+        return
+    if not infos:
+        click.echo("no plugins loaded (is SCORING_LOAD_PLUGINS set to ''?)")
+        return
+    for info in infos:
+        dist = f"{info['distribution']} {info['version']}" if info["distribution"] else "local"
+        click.echo(f"{info['name']}  [{dist}] ({info['source']})")
+        if info["error"]:
+            click.echo(f"    ERROR: {info['error']}")
+            continue
+        click.echo(f"    scorers: {', '.join(info['scorers']) or '-'}")
+        click.echo(f"    hooks:   {', '.join(info['hooks']) or '-'}")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``scoring`` console script."""
+    command: Callable[..., Any] = cli
+    return command(args=argv, prog_name="scoring")
+

@@ -1,0 +1,339 @@
+"""The configuration schema, and turning validation errors into :class:`ConfigError`.
+
+The YAML (or a mapping passed to ``Engine.from_config``) is validated with pydantic;
+unknown keys are refused, and every error names the key path and the file:line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from scoring_core.errors import ConfigError
+from scoring_core.yaml_loader import KeyPath, LoadedYaml, format_path, load_yaml_file
+
+__all__ = [
+    "EngineConfig",
+    "ExhaustedDefault",
+    "FeatureSpec",
+    "StepConfig",
+    "did_you_mean",
+    "parse_config",
+    "validate_options",
+]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class FeatureSpec(BaseModel):
+    """One input feature: its name, allowed range, and what to do when it is missing."""
+
+    model_config = _STRICT
+
+    name: Annotated[str, Field(min_length=1)]
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
+    default: FiniteFloat | None = None
+    clip: bool = False
+
+    @model_validator(mode="after")
+    def _check_range(self) -> FeatureSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.default is not None:
+            if (self.min is not None and self.default < self.min) or (
+                self.max is not None and self.default > self.max
+            ):
+                raise ValueError(f"default {self.default} is outside [min, max]")
+        if self.clip and self.min is None and self.max is None:
+            raise ValueError("clip: true needs a min or a max to clip to")
+        return self
+
+
+class StepConfig(BaseModel):
+    """One step of the chain: a name, the scorer it uses, and that scorer's options."""
+
+    model_config = _STRICT
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    scorer: Annotated[str, Field(min_length=1)]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExhaustedDefault(BaseModel):
+    """``on_exhausted: {score: x}``: serve ``x``, marked as a default, when every step fails."""
+
+    model_config = _STRICT
+
+    score: FiniteFloat
+
+
+class EngineConfig(BaseModel):
+    """The whole configuration file."""
+
+    model_config = _STRICT
+
+    features: Annotated[list[FeatureSpec], Field(min_length=1)] | str
+    output_range: tuple[FiniteFloat, FiniteFloat] | None = None
+    chain: Annotated[list[StepConfig], Field(min_length=1)]
+    on_exhausted: Literal["raise"] | ExhaustedDefault = "raise"
+    require: list[str] = Field(default_factory=list)
+    plugins: list[str] = Field(default_factory=list)
+    disable_plugins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_cross_references(self) -> EngineConfig:
+        if self.output_range is not None and self.output_range[0] > self.output_range[1]:
+            raise ValueError(f"output_range {list(self.output_range)} has low > high")
+        names = [step.name for step in self.chain]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"step names must be unique; repeated: {', '.join(duplicates)}")
+        for required in self.require:
+            if required not in names:
+                hint = did_you_mean(required, names)
+                raise ValueError(
+                    f"require names step {required!r}, which is not in the chain{hint}"
+                )
+        if isinstance(self.on_exhausted, ExhaustedDefault) and self.output_range is not None:
+            low, high = self.output_range
+            if not low <= self.on_exhausted.score <= high:
+                raise ValueError(
+                    f"on_exhausted score {self.on_exhausted.score} is outside output_range"
+                )
+        if isinstance(self.features, list):
+            check_unique_features(self.features)
+        return self
+
+
+def check_unique_features(features: Sequence[FeatureSpec]) -> None:
+    """Raise ValueError when two features share a name."""
+    seen: set[str] = set()
+    for feature in features:
+        if feature.name in seen:
+            raise ValueError(f"feature {feature.name!r} is listed twice")
+        seen.add(feature.name)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """A ``"; did you mean 'x'?"`` suffix, or a list of the known names."""
+    known = sorted(set(candidates))
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if known and len(known) <= 12:
+        return f"; known: {', '.join(known)}"
+    return ""
+
+
+# -- pydantic errors -> ConfigError ---------------------------------------------------------
+
+
+def _fields_of(tp: Any) -> list[str] | None:
+    """The field names a class accepts (pydantic model or dataclass), else None."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        names = []
+        for name, info in tp.model_fields.items():
+            names.append(info.alias or name)
+        return names
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return [f.name for f in dataclasses.fields(tp)]
+    return None
+
+
+def _field_type(tp: Any, part: str | int) -> Any:
+    """Follow one step of a pydantic ``loc`` through a type; None when lost."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _field_type(typing.get_args(tp)[0], part)
+    if origin in (typing.Union, types.UnionType):
+        for member in typing.get_args(tp):
+            found = _field_type(member, part)
+            if found is not None:
+                return found
+        return None
+    if isinstance(part, int) and origin in (list, tuple, Sequence):
+        args = typing.get_args(tp)
+        return args[0] if args else None
+    if isinstance(part, str):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            for name, info in tp.model_fields.items():
+                if part in (name, info.alias):
+                    return info.annotation
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            return hints.get(part)
+        if origin in (dict, Mapping):
+            args = typing.get_args(tp)
+            return args[1] if len(args) == 2 else None
+    return None
+
+
+def _known_keys(root: Any, loc: Sequence[str | int]) -> list[str] | None:
+    tp = root
+    for part in loc:
+        nxt = _field_type(tp, part)
+        if nxt is None and isinstance(part, str):
+            continue  # a union member tag in the loc, not a key
+        tp = nxt
+        if tp is None:
+            return None
+    # unwrap Optional / unions down to the first class with fields
+    for candidate in [tp, *typing.get_args(tp)]:
+        fields = _fields_of(candidate)
+        if fields is not None:
+            return fields
+    return None
+
+
+def _clean_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
+    """Drop pydantic's union-member tags from ``loc``, keeping only real keys of ``data``.
+
+    A text part that is not a key of the mapping at hand is a union tag
+    (``list[FeatureSpec]``) unless it is the last part: then it is a missing key.
+    """
+    out: list[str | int] = []
+    node = data
+    last = len(loc) - 1
+    for position, part in enumerate(loc):
+        if isinstance(node, Mapping) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(part, str) and position == last and isinstance(node, Mapping):
+            out.append(part)  # a missing key
+        elif isinstance(part, str):
+            continue  # a union tag: the node stays where it is
+        else:
+            node = None
+    return tuple(out)
+
+
+def _message(error: Mapping[str, Any], known: list[str] | None, key: str | int | None) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden" and isinstance(key, str):
+        hint = did_you_mean(key, known or [])
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "this key is required"
+    msg = str(error.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def validation_to_config_error(
+    exc: ValidationError,
+    *,
+    root_type: Any,
+    data: Any,
+    source: LoadedYaml | None,
+    prefix: KeyPath = (),
+    source_data: Any = None,
+) -> ConfigError:
+    """Turn a pydantic ValidationError into one ConfigError naming key paths and lines.
+
+    ``prefix`` is where ``data`` sits inside the YAML document (``chain[0].options``).
+    """
+    rendered: list[tuple[str, int | None, str]] = []
+    for error in exc.errors():
+        raw_loc = tuple(error.get("loc", ()))
+        loc = _clean_loc(raw_loc, data)
+        key = loc[-1] if loc else None
+        parent = loc[:-1] if error.get("type") == "extra_forbidden" else loc
+        known = _known_keys(root_type, parent) if error.get("type") == "extra_forbidden" else None
+        full = (*prefix, *loc)
+        line = source.line_of(full) if source is not None else None
+        rendered.append((format_path(full), line, _message(error, known, key)))
+    first_path, first_line, first_msg = rendered[0]
+    message = first_msg
+    if len(rendered) > 1:
+        more = "; ".join(
+            f"{path or '(top level)'}{f' (line {line})' if line else ''}: {msg}"
+            for path, line, msg in rendered[1:]
+        )
+        message = f"{first_msg} (and {len(rendered) - 1} more: {more})"
+    return ConfigError(
+        message,
+        key_path=first_path or None,
+        file=source.file if source is not None else None,
+        line=first_line,
+    )
+
+
+def parse_config(source: LoadedYaml) -> EngineConfig:
+    """Validate a loaded document against :class:`EngineConfig`."""
+    if not isinstance(source.data, Mapping):
+        raise ConfigError(
+            "the configuration must be a mapping with at least `features` and `chain`",
+            file=source.file,
+            line=source.line_of(()),
+        )
+    try:
+        return EngineConfig.model_validate(source.data)
+    except ValidationError as exc:
+        raise validation_to_config_error(
+            exc, root_type=EngineConfig, data=source.data, source=source
+        ) from None
+
+
+def load_feature_file(path: Path) -> list[FeatureSpec]:
+    """Read a feature file: a YAML list of ``{name, min, max, default, clip}``."""
+    source = load_yaml_file(path)
+    adapter = TypeAdapter(list[FeatureSpec])
+    if not isinstance(source.data, list) or not source.data:
+        raise ConfigError(
+            "a feature file must be a non-empty YAML list of {name, min, max} entries",
+            file=source.file,
+            line=source.line_of(()),
+        )
+    try:
+        features = adapter.validate_python(source.data)
+        check_unique_features(features)
+    except ValidationError as exc:
+        raise validation_to_config_error(
+            exc, root_type=list[FeatureSpec], data=source.data, source=source
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=source.file) from None
+    return features
+
+
+def validate_options(
+    options_type: Any,
+    options: Mapping[str, Any],
+    *,
+    context: Mapping[str, Any],
+    source: LoadedYaml | None,
+    prefix: KeyPath,
+) -> Any:
+    """Validate a step's ``options`` against the scorer's declared options class."""
+    if options_type is None:
+        return types.MappingProxyType(dict(options))
+    known = _fields_of(options_type)
+    if known is not None:
+        for key in options:
+            if key not in known:
+                hint = did_you_mean(str(key), known)
+                path = (*prefix, str(key))
+                raise ConfigError(
+                    f"unknown option{hint}",
+                    key_path=format_path(path),
+                    file=source.file if source is not None else None,
+                    line=source.line_of(path) if source is not None else None,
+                )
+    try:
+        return TypeAdapter(options_type).validate_python(dict(options), context=dict(context))
+    except ValidationError as exc:
+        raise validation_to_config_error(
+            exc, root_type=options_type, data=options, source=source, prefix=prefix
+        ) from None
+

@@ -1,0 +1,109 @@
+"""Errors raised by scoring-core.
+
+Every error the engine raises on purpose derives from :class:`ScoringError`::
+
+    ScoringError
+    ├── ConfigError          bad YAML, bad schema, bad options (key path + file:line)
+    ├── PluginError          a plugin failed to import (strict mode) or clashed with another
+    ├── InputError           a bad row: missing, unknown, non-finite or out-of-range feature
+    ├── ChainExhaustedError  every step of the chain failed for a row
+    └── EngineClosedError    the engine was used after ``close()``
+
+Each error carries its context as attributes, so callers never parse messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scoring_core.results import Fallback
+
+__all__ = [
+    "ChainExhaustedError",
+    "ConfigError",
+    "EngineClosedError",
+    "InputError",
+    "PluginError",
+    "ScoringError",
+]
+
+
+class ScoringError(Exception):
+    """Base class of every error scoring-core raises on purpose."""
+
+
+class ConfigError(ScoringError):
+    """The configuration is invalid.
+
+    ``key_path`` is the dotted path of the offending key (``chain[0].options.model``),
+    ``file`` and ``line`` locate it in the YAML file when there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key_path: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.message = message
+        self.key_path = key_path
+        self.file = file
+        self.line = line
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.file is not None and self.line is not None:
+            where = f"{self.file}:{self.line}: "
+        elif self.file is not None:
+            where = f"{self.file}: "
+        elif self.line is not None:
+            where = f"line {self.line}: "
+        key = f"{self.key_path}: " if self.key_path else ""
+        return f"{where}{key}{self.message}"
+
+
+class PluginError(ScoringError):
+    """A plugin could not be loaded, or two plugins registered the same scorer name."""
+
+
+class InputError(ScoringError, ValueError):
+    """An input row is invalid; nothing was scored.
+
+    ``feature`` names the offending feature (None when the row's shape is wrong),
+    ``row`` is the 0-based row index within the call.
+    """
+
+    def __init__(self, message: str, *, feature: str | None = None, row: int | None = None):
+        self.feature = feature
+        self.row = row
+        super().__init__(message)
+
+
+class ChainExhaustedError(ScoringError):
+    """Every step of the chain failed for at least one row.
+
+    ``fallbacks`` holds one record per step tried, each with ``.step`` and ``.reason``;
+    ``row`` is the first row that no step could score (0 for a single row).
+    """
+
+    def __init__(self, fallbacks: Sequence[Fallback], *, row: int = 0) -> None:
+        self.fallbacks = tuple(fallbacks)
+        self.row = row
+        details = "; ".join(f"{f.step}: {f.reason}" for f in self.fallbacks) or "no steps"
+        super().__init__(
+            f"every step of the chain failed for row {row} ({details}); "
+            "run `scoring check` to see each step's status, or set `on_exhausted: {score: ...}` "
+            "to serve an explicit default"
+        )
+
+
+class EngineClosedError(ScoringError, RuntimeError):
+    """The engine was used after ``close()``; build a new one."""
+
+    def __init__(self, message: str = "the engine is closed; build a new Engine to score again"):
+        super().__init__(message)

@@ -1,0 +1,344 @@
+"""The ordered feature schema, and turning user input into checked float32 rows.
+
+Bad input never reaches a scorer: a missing feature without a default, an unknown
+name, NaN or infinity, a value out of range (unless the feature says ``clip``), a
+non-number, or a row of the wrong length is an :class:`InputError` that names the
+feature and the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from scoring_core.config import FeatureSpec, did_you_mean
+from scoring_core.errors import InputError
+
+__all__ = ["FeatureSchema", "PreparedBatch"]
+
+FloatArray = npt.NDArray[np.float32]
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_NUMERIC_KINDS = frozenset("fiub")
+_NO_DEFAULTS: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Checked rows ready for the chain.
+
+    ``X`` holds only the good rows; ``rows`` their positions in the input;
+    ``errors`` one InputError per bad row (in row order); ``defaults_used`` the
+    feature names that took their default, per good row (empty when none did).
+    """
+
+    X: FloatArray
+    rows: npt.NDArray[np.intp]
+    errors: tuple[InputError, ...]
+    defaults_used: tuple[tuple[str, ...], ...] | None
+
+
+class FeatureSchema:
+    """The engine's features, in input order, with their ranges and defaults."""
+
+    def __init__(self, specs: Sequence[FeatureSpec]) -> None:
+        self.specs = tuple(specs)
+        self.names: tuple[str, ...] = tuple(s.name for s in self.specs)
+        self.width = len(self.names)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.low = np.array(
+            [_FLOAT32_MAX * -1 if s.min is None else s.min for s in self.specs], dtype=np.float32
+        )
+        self.high = np.array(
+            [_FLOAT32_MAX if s.max is None else s.max for s in self.specs], dtype=np.float32
+        )
+        self.clip = np.array([s.clip for s in self.specs], dtype=bool)
+        self.any_clip = bool(self.clip.any())
+        self.defaults = {s.name: float(s.default) for s in self.specs if s.default is not None}
+        self._names_set = frozenset(self.names)
+
+    # -- single rows ------------------------------------------------------------------------
+
+    def row(self, row: Any, row_index: int = 0) -> tuple[FloatArray, tuple[str, ...]]:
+        """Check one row; return it as a (1, width) float32 array and the defaults used."""
+        defaults_used = _NO_DEFAULTS
+        values: Sequence[Any] = ()
+        if isinstance(row, Mapping):
+            values, defaults_used = self._mapping_values(row, row_index)
+            array = np.array(values)
+        elif isinstance(row, np.ndarray):
+            array = row
+            if array.ndim != 1:
+                raise InputError(
+                    f"row {row_index}: expected a 1-D row of {self.width} features, got an array "
+                    f"of shape {array.shape}; use score_batch for 2-D input",
+                    row=row_index,
+                )
+        elif isinstance(row, str | bytes) or not isinstance(row, Sequence):
+            raise InputError(
+                f"row {row_index}: expected a mapping of feature names to numbers, a sequence or a "
+                f"1-D array of {self.width} numbers; got {type(row).__name__}",
+                row=row_index,
+            )
+        else:
+            values = row
+            array = np.array(row)
+        if array.ndim != 1 or array.shape[0] != self.width:
+            raise InputError(
+                f"row {row_index}: expected {self.width} features, got "
+                f"{array.shape[0] if array.ndim == 1 else array.shape}; the order is "
+                "engine.feature_names",
+                row=row_index,
+            )
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            self._raise_non_number(values if len(values) else array.tolist(), row_index)
+        X = array.astype(np.float32).reshape(1, self.width)
+        if not ((X >= self.low) & (X <= self.high)).all():
+            X = self._repair_or_raise(X, row_index)
+        return X, defaults_used
+
+    def _mapping_values(
+        self, row: Mapping[Any, Any], row_index: int
+    ) -> tuple[list[Any], tuple[str, ...]]:
+        if len(row) == self.width:
+            try:
+                return [row[name] for name in self.names], _NO_DEFAULTS
+            except KeyError:
+                pass  # an unknown key stands in for a known one: report it below
+        unknown = [key for key in row if key not in self._names_set]
+        if unknown:
+            key = unknown[0]
+            raise InputError(
+                f"row {row_index}: unknown feature {key!r}"
+                f"{did_you_mean(str(key), self.names)} (the engine's features are "
+                "engine.feature_names; an unknown name is refused so a typo cannot go unnoticed)",
+                feature=str(key),
+                row=row_index,
+            )
+        values: list[Any] = []
+        used: list[str] = []
+        for name in self.names:
+            if name in row:
+                values.append(row[name])
+            elif name in self.defaults:
+                values.append(self.defaults[name])
+                used.append(name)
+            else:
+                raise InputError(
+                    f"row {row_index}: feature {name!r} is missing and has no default; "
+                    "provide it, or give it a `default:` in the feature schema",
+                    feature=name,
+                    row=row_index,
+                )
+        return values, tuple(used)
+
+    def _raise_non_number(self, values: Sequence[Any], row_index: int) -> None:
+        for position, value in enumerate(values):
+            if not isinstance(value, int | float | np.number):
+                name = self.names[position]
+                raise InputError(
+                    f"row {row_index}: feature {name!r} is {value!r} ({type(value).__name__}), "
+                    "not a number",
+                    feature=name,
+                    row=row_index,
+                )
+        raise InputError(f"row {row_index}: the values are not numbers", row=row_index)
+
+    def _repair_or_raise(self, X: FloatArray, row_offset: int) -> FloatArray:
+        """Clip what may be clipped; raise for the first remaining bad value."""
+        errors = self._row_errors(X, row_offset)
+        if errors:
+            raise next(iter(errors.values()))
+        return self._clipped(X)
+
+    def _clipped(self, X: FloatArray) -> FloatArray:
+        if not self.any_clip:
+            return X
+        fixed = np.where(self.clip & np.isfinite(X), np.clip(X, self.low, self.high), X)
+        return fixed.astype(np.float32, copy=False)
+
+    def _row_errors(self, X: FloatArray, row_offset: int) -> dict[int, InputError]:
+        """One InputError per bad row (key: row index within X), after clipping."""
+        fixed = self._clipped(X)
+        bad = ~((fixed >= self.low) & (fixed <= self.high))
+        errors: dict[int, InputError] = {}
+        for r in np.flatnonzero(bad.any(axis=1)):
+            c = int(np.argmax(bad[r]))
+            errors[int(r)] = self._value_error(float(X[r, c]), c, row_offset + int(r))
+        return errors
+
+    def _value_error(self, value: float, column: int, row: int) -> InputError:
+        name = self.names[column]
+        spec = self.specs[column]
+        if np.isnan(value):
+            what = "is NaN (missing?)"
+            todo = "fill it upstream, or give the feature a `default:` and leave it out"
+        elif np.isinf(value) or abs(value) > _FLOAT32_MAX:
+            what = f"is {value} (not finite)"
+            todo = "send a finite number"
+        else:
+            what = f"is {value:g}, outside [{spec.min}, {spec.max}]"
+            todo = "fix the value upstream, or set `clip: true` on the feature to clip it"
+        return InputError(f"row {row}: feature {name!r} {what}; {todo}", feature=name, row=row)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def batch(self, rows: Any) -> PreparedBatch:
+        """Check many rows; bad rows are reported, not dropped or scored."""
+        if isinstance(rows, np.ndarray):
+            return self._array_batch(rows)
+        if _is_dataframe(rows):
+            return self._dataframe_batch(rows)
+        if isinstance(rows, str | bytes) or not isinstance(rows, Sequence):
+            raise InputError(
+                "score_batch takes a 2-D array, a sequence of rows (mappings or sequences) or a "
+                f"pandas DataFrame; got {type(rows).__name__}"
+            )
+        if len(rows) == 0:
+            return PreparedBatch(
+                X=np.empty((0, self.width), dtype=np.float32),
+                rows=np.empty(0, dtype=np.intp),
+                errors=(),
+                defaults_used=None,
+            )
+        if all(isinstance(r, Mapping) for r in rows):
+            return self._mapping_batch(rows)
+        if all(isinstance(r, np.ndarray | list | tuple) for r in rows):
+            try:
+                array = np.array(rows)
+            except ValueError:  # ragged rows: check each one for its own message
+                return self._row_by_row(rows)
+            if array.ndim == 2:
+                return self._array_batch(array)
+        return self._row_by_row(rows)
+
+    def _array_batch(self, array: npt.NDArray[Any]) -> PreparedBatch:
+        if array.ndim == 1 and array.shape[0] == 0:
+            array = array.reshape(0, self.width)
+        if array.ndim != 2 or array.shape[1] != self.width:
+            raise InputError(
+                f"expected a 2-D array of shape (n, {self.width}), got shape {array.shape}; the "
+                "column order is engine.feature_names"
+            )
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            return self._row_by_row(list(array))
+        X = np.ascontiguousarray(array, dtype=np.float32)
+        return self._finish(X, np.arange(X.shape[0]), {}, None)
+
+    def _finish(
+        self,
+        X: FloatArray,
+        rows: npt.NDArray[np.intp],
+        errors: dict[int, InputError],
+        defaults_used: list[tuple[str, ...]] | None,
+    ) -> PreparedBatch:
+        """Check values of already-shaped rows, drop the bad ones, merge in earlier errors."""
+        if X.shape[0] and not ((X >= self.low) & (X <= self.high)).all():
+            value_errors = self._row_errors(X, 0)
+            X = self._clipped(X)
+            if value_errors:
+                keep = np.ones(X.shape[0], dtype=bool)
+                for local, error in value_errors.items():
+                    keep[local] = False
+                    row = int(rows[local])
+                    error.row = row
+                    errors[row] = _renumber(error, row)
+                X = np.ascontiguousarray(X[keep])
+                rows = rows[keep]
+                if defaults_used is not None:
+                    defaults_used = [d for d, k in zip(defaults_used, keep, strict=True) if k]
+        ordered = tuple(errors[k] for k in sorted(errors))
+        defaults = tuple(defaults_used) if defaults_used and any(defaults_used) else None
+        return PreparedBatch(X=X, rows=rows, errors=ordered, defaults_used=defaults)
+
+    def _mapping_batch(self, rows: Sequence[Mapping[Any, Any]]) -> PreparedBatch:
+        values: list[list[Any]] = []
+        good: list[int] = []
+        used: list[tuple[str, ...]] = []
+        errors: dict[int, InputError] = {}
+        for i, row in enumerate(rows):
+            try:
+                vals, defaults_used = self._mapping_values(row, i)
+                array = np.array(vals)
+                if array.dtype.kind not in _NUMERIC_KINDS:
+                    self._raise_non_number(vals, i)
+            except InputError as exc:
+                errors[i] = exc
+                continue
+            values.append(vals)
+            good.append(i)
+            used.append(defaults_used)
+        X = np.array(values, dtype=np.float32).reshape(len(values), self.width)
+        return self._finish(X, np.array(good, dtype=np.intp), errors, used)
+
+    def _row_by_row(self, rows: Sequence[Any]) -> PreparedBatch:
+        good_rows: list[FloatArray] = []
+        good: list[int] = []
+        used: list[tuple[str, ...]] = []
+        errors: dict[int, InputError] = {}
+        for i, row in enumerate(rows):
+            try:
+                X, defaults_used = self.row(row, i)
+            except InputError as exc:
+                errors[i] = exc
+                continue
+            good_rows.append(X)
+            good.append(i)
+            used.append(defaults_used)
+        X = (
+            np.concatenate(good_rows)
+            if good_rows
+            else np.empty((0, self.width), dtype=np.float32)
+        )
+        ordered = tuple(errors[k] for k in sorted(errors))
+        defaults = tuple(used) if any(used) else None
+        return PreparedBatch(X=X, rows=np.array(good, dtype=np.intp), errors=ordered,
+                             defaults_used=defaults)
+
+    def _dataframe_batch(self, frame: Any) -> PreparedBatch:
+        columns = [str(c) for c in frame.columns]
+        unknown = [c for c in columns if c not in self._names_set]
+        if unknown:
+            raise InputError(
+                f"unknown column {unknown[0]!r}{did_you_mean(unknown[0], self.names)}; pass only "
+                "the feature columns, e.g. engine.score_batch(df[list(engine.feature_names)])",
+                feature=unknown[0],
+            )
+        present = set(columns)
+        n = len(frame)
+        X = np.empty((n, self.width), dtype=np.float32)
+        used_names: list[str] = []
+        for j, name in enumerate(self.names):
+            if name in present:
+                column = frame[name].to_numpy()
+                if column.dtype.kind not in _NUMERIC_KINDS:
+                    return self._row_by_row(
+                        [dict(zip(columns, r, strict=True)) for r in frame.itertuples(index=False)]
+                    )
+                X[:, j] = column
+            elif name in self.defaults:
+                X[:, j] = self.defaults[name]
+                used_names.append(name)
+            else:
+                raise InputError(
+                    f"column {name!r} is missing and the feature has no default",
+                    feature=name,
+                )
+        used = [tuple(used_names)] * n if used_names else None
+        return self._finish(X, np.arange(n), {}, used)
+
+
+def _renumber(error: InputError, row: int) -> InputError:
+    """The same error with the row number of the whole input."""
+    message = str(error)
+    if message.startswith("row "):
+        message = message.split(": ", 1)[1]
+    return InputError(f"row {row}: {message}", feature=error.feature, row=row)
+
+
+def _is_dataframe(obj: Any) -> bool:
+    module = type(obj).__module__
+    return module.startswith("pandas") and hasattr(obj, "columns") and hasattr(obj, "to_numpy")

@@ -1,0 +1,347 @@
+"""Finding plugins, loading them one by one, and collecting the scorers they register.
+
+Each engine gets its own :class:`PluginHost` (and pluggy ``PluginManager``), built
+when the engine is built; nothing is loaded at import time.
+
+Where plugins come from, in this order:
+
+1. the ``scoring_core`` entry-point group (first-party plugins come this way too),
+   filtered by ``SCORING_LOAD_PLUGINS`` and the YAML's ``disable_plugins``;
+2. modules named in the YAML's ``plugins:`` list (a dotted module name, or a
+   ``.py`` file relative to the YAML file);
+3. plugin objects passed in code (``Engine.from_config(..., plugins=[...])``).
+
+A plugin that fails to import is recorded and skipped, unless
+``SCORING_STRICT_PLUGINS=1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pluggy
+
+from scoring_core import hookspecs
+from scoring_core.errors import ConfigError, PluginError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginHost",
+    "PluginInfo",
+    "RegisterScorer",
+    "ScorerRegistration",
+]
+
+ENTRY_POINT_GROUP = "scoring_core"
+LOAD_PLUGINS_ENV = "SCORING_LOAD_PLUGINS"
+STRICT_PLUGINS_ENV = "SCORING_STRICT_PLUGINS"
+TRACE_PLUGINS_ENV = "SCORING_TRACE_PLUGINS"
+
+logger = logging.getLogger("scoring_core")
+
+
+class RegisterScorer(Protocol):
+    """The ``register`` callback handed to ``scoring_register_scorers``."""
+
+    def __call__(
+        self, name: str, factory: Callable[..., Any], *, options: type[Any] | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScorerRegistration:
+    """A scorer name, how to build it, what options it takes, and who supplied it."""
+
+    name: str
+    factory: Callable[..., Any]
+    options: type[Any] | None
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as the host saw it; ``error`` is set when it failed to load."""
+
+    name: str
+    source: str  # "entry point", "config", "code"
+    distribution: str | None = None
+    version: str | None = None
+    scorers: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "distribution": self.distribution,
+            "version": self.version,
+            "scorers": list(self.scorers),
+            "hooks": list(self.hooks),
+            "error": self.error,
+        }
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _allowed_entry_points() -> set[str] | None:
+    """None means all; otherwise the set of entry-point names to load."""
+    raw = os.environ.get(LOAD_PLUGINS_ENV)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+class PluginHost:
+    """Loads plugins for one engine and keeps the scorer registry."""
+
+    def __init__(
+        self,
+        *,
+        config_plugins: Sequence[str] = (),
+        disabled: Iterable[str] = (),
+        code_plugins: Sequence[Any] = (),
+        base_dir: Path | None = None,
+        config_file: str | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self.scorers: dict[str, ScorerRegistration] = {}
+        self._strict = _env_flag(STRICT_PLUGINS_ENV)
+        self._disabled = set(disabled)
+        self._base_dir = base_dir or Path.cwd()
+        self._config_file = config_file
+        self._by_plugin_name: dict[str, PluginInfo] = {}
+        if _env_flag(TRACE_PLUGINS_ENV):
+            self._enable_tracing()
+        self._load_entry_points()
+        for ref in config_plugins:
+            self._load_config_plugin(ref)
+        for index, obj in enumerate(code_plugins):
+            name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{index}"
+            self._register(obj, PluginInfo(name=str(name), source="code"))
+        self._check_hooks()
+        self._collect_scorers()
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _load_entry_points(self) -> None:
+        allowed = _allowed_entry_points()
+        eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        seen: set[str] = set()
+        for ep in sorted(eps, key=lambda e: e.name):
+            if ep.name in seen:
+                continue  # the same distribution visible twice on sys.path
+            seen.add(ep.name)
+            if (allowed is not None and ep.name not in allowed) or ep.name in self._disabled:
+                continue
+            dist = ep.dist
+            info = PluginInfo(
+                name=ep.name,
+                source="entry point",
+                distribution=dist.name if dist is not None else None,
+                version=dist.version if dist is not None else None,
+            )
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plugin must not take the host down
+                self._failed(info, exc, f"cannot import {ep.value!r}")
+                continue
+            self._register(obj, info)
+
+    def _load_config_plugin(self, ref: str) -> None:
+        info = PluginInfo(name=ref, source="config")
+        try:
+            if ref.endswith(".py") or "/" in ref or os.sep in ref:
+                path = Path(ref)
+                path = path if path.is_absolute() else self._base_dir / path
+                obj = _import_file(path)
+            else:
+                obj = importlib.import_module(ref)
+        except Exception as exc:
+            self._failed(info, exc, f"cannot import plugin {ref!r} named in `plugins:`")
+            return
+        self._register(obj, info)
+
+    def _failed(self, info: PluginInfo, exc: BaseException, what: str) -> None:
+        info.error = f"{what}: {type(exc).__name__}: {exc}"
+        self.plugins.append(info)
+        if self._strict:
+            raise PluginError(
+                f"plugin {info.name!r} failed to load ({info.error}); "
+                f"unset {STRICT_PLUGINS_ENV} to start without it"
+            ) from exc
+        logger.warning(
+            "plugin %r failed to load and is skipped: %s (set %s=1 to make this fatal)",
+            info.name,
+            info.error,
+            STRICT_PLUGINS_ENV,
+        )
+
+    def _register(self, obj: Any, info: PluginInfo) -> None:
+        if info.name in self._disabled:
+            return
+        name = info.name
+        if self.pm.has_plugin(name) or self.pm.is_registered(obj):
+            existing = self._by_plugin_name.get(name)
+            if existing is not None and self.pm.is_registered(obj):
+                return  # the same module named twice: once is enough
+            name = f"{name}#{len(self.plugins)}"
+            info.name = name
+        try:
+            self.pm.register(obj, name=name)
+        except Exception as exc:
+            self._failed(info, exc, "cannot register")
+            return
+        info.hooks = sorted(
+            caller.name for caller in self.pm.get_hookcallers(obj) or [] if caller.name
+        )
+        self.plugins.append(info)
+        self._by_plugin_name[name] = info
+
+    def _check_hooks(self) -> None:
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(
+                f"{exc}; hook names start with `scoring_` and must match one of: "
+                + ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("scoring_")))
+            ) from None
+
+    def _collect_scorers(self) -> None:
+        caller = self.pm.hook.scoring_register_scorers
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            info = self._by_plugin_name.get(impl.plugin_name)
+            if info is None:
+                continue
+            register = self._register_callback(info)
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                info.error = f"scoring_register_scorers raised {type(exc).__name__}: {exc}"
+                if self._strict:
+                    raise PluginError(f"plugin {info.name!r}: {info.error}") from exc
+                logger.warning("plugin %r: %s", info.name, info.error)
+
+    def _register_callback(self, info: PluginInfo) -> RegisterScorer:
+        def register(
+            name: str, factory: Callable[..., Any], *, options: type[Any] | None = None
+        ) -> None:
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {info.name!r} registered a scorer with no name")
+            if not callable(factory):
+                raise PluginError(
+                    f"plugin {info.name!r} registered scorer {name!r} with a factory that is "
+                    "not callable; pass a class or function that takes the ScorerContext"
+                )
+            existing = self.scorers.get(name)
+            if existing is not None:
+                raise PluginError(
+                    f"scorer {name!r} is registered twice: by plugin {existing.plugin!r}"
+                    f"{_dist_label(existing.distribution, existing.version)} and by plugin "
+                    f"{info.name!r}{_dist_label(info.distribution, info.version)}; uninstall "
+                    "one, or disable one with SCORING_LOAD_PLUGINS or `disable_plugins:`"
+                )
+            self.scorers[name] = ScorerRegistration(
+                name=name,
+                factory=factory,
+                options=options,
+                plugin=info.name,
+                distribution=info.distribution,
+                version=info.version,
+            )
+            info.scorers.append(name)
+
+        return register
+
+    def _enable_tracing(self) -> None:
+        def before(hook_name: str, impls: Any, kwargs: Any) -> None:
+            logger.info("hook %s -> %s", hook_name, [i.plugin_name for i in impls])
+
+        def after(outcome: Any, hook_name: str, impls: Any, kwargs: Any) -> None:
+            logger.info("hook %s done", hook_name)
+
+        self.pm.add_hookcall_monitoring(before, after)
+
+    # -- use --------------------------------------------------------------------------------
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[BaseException]:
+        """Call every implementation of ``hook_name`` in its own try; return the errors."""
+        errors: list[BaseException] = []
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            started = time.perf_counter()
+            try:
+                impl.function(**kwargs)
+            except Exception as exc:
+                exc.add_note(f"in plugin {impl.plugin_name!r}, hook {hook_name}")
+                errors.append(exc)
+            if _env_flag(TRACE_PLUGINS_ENV):
+                logger.info(
+                    "hook %s in %s took %.3f ms",
+                    hook_name,
+                    impl.plugin_name,
+                    (time.perf_counter() - started) * 1e3,
+                )
+        return errors
+
+    def load_errors(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.error]
+
+
+def _dist_label(distribution: str | None, version: str | None) -> str:
+    if distribution is None:
+        return ""
+    return f" ({distribution} {version})" if version else f" ({distribution})"
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    module_name = f"scoring_local_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def raise_unknown_scorer(
+    scorer: str, known: Iterable[str], *, key_path: str, file: str | None, line: int | None
+) -> None:
+    """Raise the ConfigError for a chain step naming a scorer nobody registered."""
+    import difflib
+
+    names = sorted(known)
+    listing = ", ".join(names) if names else "none (no plugin is loaded; see `scoring plugins`)"
+    close = difflib.get_close_matches(scorer, names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        f"unknown scorer {scorer!r}{hint}; known scorers: {listing}",
+        key_path=key_path,
+        file=file,
+        line=line,
+    )

@@ -1,0 +1,155 @@
+"""What scoring returns: a score, the step that produced it, and why earlier steps did not."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["EXHAUSTED_SCORER", "BatchResult", "Fallback", "ScoreResult"]
+
+#: The ``scorer`` of a score served by ``on_exhausted: {score: x}``.
+EXHAUSTED_SCORER = "on_exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """A step that was tried and did not produce the score.
+
+    ``kind`` is a short code for counting (``unavailable``, ``error``, ``bad_shape``,
+    ``non_finite``, ``out_of_range``); ``reason`` is the sentence a person reads.
+    """
+
+    step: str
+    reason: str
+    kind: str = "error"
+
+
+class ScoreResult:
+    """One row's score.
+
+    :ivar score: the score.
+    :ivar scorer: the name of the chain step that produced it (``on_exhausted`` for the
+        configured default).
+    :ivar fallbacks: one :class:`Fallback` per step tried before it, in chain order.
+    :ivar defaults_used: the features that were missing and took their default.
+    """
+
+    __slots__ = ("defaults_used", "fallbacks", "score", "scorer")
+
+    def __init__(
+        self,
+        score: float,
+        scorer: str,
+        fallbacks: tuple[Fallback, ...] = (),
+        defaults_used: tuple[str, ...] = (),
+    ) -> None:
+        self.score = score
+        self.scorer = scorer
+        self.fallbacks = fallbacks
+        self.defaults_used = defaults_used
+
+    @property
+    def is_default(self) -> bool:
+        """True when no step could score the row and ``on_exhausted`` served its default."""
+        return self.scorer == EXHAUSTED_SCORER
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "scorer": self.scorer,
+            "fallbacks": [{"step": f.step, "reason": f.reason, "kind": f.kind}
+                          for f in self.fallbacks],
+            "defaults_used": list(self.defaults_used),
+        }
+
+    def __repr__(self) -> str:
+        extra = f", fallbacks={list(self.fallbacks)!r}" if self.fallbacks else ""
+        return f"ScoreResult(score={self.score!r}, scorer={self.scorer!r}{extra})"
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """Rows (positions in the batch) a step failed, with the reason for each group."""
+
+    step: str
+    rows: npt.NDArray[np.intp]
+    reason: str
+    kind: str
+
+
+class BatchResult:
+    """Scores for many rows, in input order.
+
+    :ivar scores: float64 array of shape ``(n,)``.
+    :ivar scorers: per-row step names (an object array of length ``n``).
+    :ivar step_names: the chain's step names; ``scorer_index[i]`` indexes it
+        (``-1`` for a default served by ``on_exhausted``).
+    """
+
+    __slots__ = ("_failures", "_step_names", "defaults_used", "scorer_index", "scores")
+
+    def __init__(
+        self,
+        scores: npt.NDArray[np.float64],
+        scorer_index: npt.NDArray[np.int16],
+        step_names: Sequence[str],
+        failures: Sequence[StepFailure] = (),
+        defaults_used: tuple[tuple[str, ...], ...] | None = None,
+    ) -> None:
+        self.scores = scores
+        self.scorer_index = scorer_index
+        self._step_names = tuple(step_names)
+        self._failures = tuple(failures)
+        self.defaults_used = defaults_used
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        return self._step_names
+
+    @property
+    def scorers(self) -> npt.NDArray[np.object_]:
+        names = np.array([*self._step_names, EXHAUSTED_SCORER], dtype=object)
+        return names[self.scorer_index]  # index -1 picks EXHAUSTED_SCORER
+
+    @property
+    def fallbacks(self) -> tuple[tuple[Fallback, ...], ...]:
+        """Per row, the steps tried before the one that scored it."""
+        per_row: list[list[Fallback]] = [[] for _ in range(len(self))]
+        for failure in self._failures:
+            record = Fallback(failure.step, failure.reason, failure.kind)
+            for row in failure.rows.tolist():
+                per_row[row].append(record)
+        return tuple(tuple(rows) for rows in per_row)
+
+    def fallback_reasons(self) -> list[str]:
+        """Per row, ``"step: reason; step: reason"`` for rows that fell back, else ``""``."""
+        reasons = [""] * len(self)
+        for failure in self._failures:
+            text = f"{failure.step}: {failure.reason}"
+            for row in failure.rows.tolist():
+                reasons[row] = f"{reasons[row]}; {text}" if reasons[row] else text
+        return reasons
+
+    def counts_by_scorer(self) -> dict[str, int]:
+        names = [*self._step_names, EXHAUSTED_SCORER]
+        counts = np.bincount(self.scorer_index.astype(np.intp) % len(names),
+                             minlength=len(names))
+        return {name: int(c) for name, c in zip(names, counts, strict=True) if c}
+
+    def fallback_counts(self) -> dict[str, dict[str, int]]:
+        """Per step, rows failed by kind."""
+        out: dict[str, dict[str, int]] = {}
+        for failure in self._failures:
+            kinds = out.setdefault(failure.step, {})
+            kinds[failure.kind] = kinds.get(failure.kind, 0) + int(failure.rows.size)
+        return out
+
+    def __repr__(self) -> str:
+        return f"BatchResult(n={len(self)}, by_scorer={self.counts_by_scorer()})"

@@ -1,0 +1,195 @@
+"""A chain step at run time: its scorer, its status, and its counters."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scoring_core.config import StepConfig
+from scoring_core.context import ScorerContext
+from scoring_core.plugins import ScorerRegistration
+
+__all__ = ["READY", "UNAVAILABLE", "Step", "StepStats"]
+
+READY = "ready"
+UNAVAILABLE = "unavailable"
+LATENCY_SAMPLES = 4096
+logger = logging.getLogger("scoring_core")
+
+
+class StepStats:
+    """Thread-safe counters of one step, and a window of recent call latencies."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.rows_in = 0
+        self.rows_served = 0
+        self.rows_failed: dict[str, int] = {}
+        self.latencies_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
+
+    def record(self, rows_in: int, rows_served: int, elapsed_ns: int) -> None:
+        with self.lock:
+            self.calls += 1
+            self.rows_in += rows_in
+            self.rows_served += rows_served
+            self.latencies_ns.append(elapsed_ns)
+
+    def record_failed(self, kind: str, rows: int) -> None:
+        with self.lock:
+            self.rows_failed[kind] = self.rows_failed.get(kind, 0) + rows
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            latencies = np.fromiter(self.latencies_ns, dtype=np.int64)
+            data: dict[str, Any] = {
+                "calls": self.calls,
+                "rows_in": self.rows_in,
+                "rows_served": self.rows_served,
+                "rows_failed": dict(self.rows_failed),
+            }
+        if latencies.size:
+            p50, p99 = np.percentile(latencies, [50, 99]) / 1e6
+            data["latency_ms"] = {"p50": round(float(p50), 4), "p99": round(float(p99), 4),
+                                  "samples": int(latencies.size)}
+        else:
+            data["latency_ms"] = None
+        return data
+
+
+@dataclass
+class LoadOutcome:
+    scorer: Any | None
+    reason: str | None
+    seconds: float
+
+
+class Step:
+    """One configured step: loads its scorer and keeps its status and counters."""
+
+    def __init__(
+        self,
+        config: StepConfig,
+        registration: ScorerRegistration,
+        context: ScorerContext,
+        *,
+        required: bool = False,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.registration = registration
+        self.context = context
+        self.required = required
+        self.stats = StepStats()
+        self.scorer: Any | None = None
+        self.reason: str | None = None
+        self.load_seconds = 0.0
+        self.reload_error: str | None = None
+        self.closed = False
+
+    @property
+    def status(self) -> str:
+        return READY if self.scorer is not None else UNAVAILABLE
+
+    def _load_new(self) -> LoadOutcome:
+        started = time.perf_counter()
+        try:
+            scorer = self.registration.factory(self.context)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return LoadOutcome(None, reason, time.perf_counter() - started)
+        if not callable(getattr(scorer, "score", None)):
+            close_scorer(scorer, self.name)
+            return LoadOutcome(
+                None,
+                f"scorer {self.registration.name!r} built an object without a score(X) method",
+                time.perf_counter() - started,
+            )
+        return LoadOutcome(scorer, None, time.perf_counter() - started)
+
+    def load(self) -> None:
+        """Load the scorer; a failure leaves the step unavailable with its reason."""
+        outcome = self._load_new()
+        self.scorer, self.reason = outcome.scorer, outcome.reason
+        self.load_seconds = outcome.seconds
+        if outcome.scorer is None:
+            logger.warning("step %r (scorer %r) is unavailable: %s", self.name,
+                           self.registration.name, outcome.reason)
+        else:
+            logger.info("step %r (scorer %r) loaded in %.1f ms", self.name,
+                        self.registration.name, outcome.seconds * 1e3)
+
+    def reload(self) -> Any | None:
+        """Load a fresh scorer beside the old one and swap; return the old scorer to close.
+
+        A failed reload keeps the old scorer serving and records why.
+        """
+        outcome = self._load_new()
+        if outcome.scorer is None:
+            self.reload_error = outcome.reason
+            if self.scorer is None:
+                self.reason = outcome.reason
+            logger.warning("step %r: reload failed, %s: %s", self.name,
+                           "keeping the old scorer" if self.scorer is not None
+                           else "still unavailable", outcome.reason)
+            return None
+        old = self.scorer
+        self.scorer, self.reason, self.load_seconds = outcome.scorer, None, outcome.seconds
+        self.reload_error = None
+        return old
+
+    def close(self) -> BaseException | None:
+        """Close the scorer once; return its error instead of raising."""
+        if self.closed:
+            return None
+        self.closed = True
+        scorer, self.scorer = self.scorer, None
+        if scorer is not None and self.reason is None:
+            self.reason = "closed"
+        return close_scorer(scorer, self.name)
+
+    def describe(self) -> dict[str, Any]:
+        reg = self.registration
+        data: dict[str, Any] = {
+            "name": self.name,
+            "scorer": reg.name,
+            "plugin": reg.plugin,
+            "distribution": reg.distribution,
+            "version": reg.version,
+            "status": self.status,
+            "reason": self.reason if self.scorer is None else None,
+            "required": self.required,
+            "load_ms": round(self.load_seconds * 1e3, 3),
+        }
+        if self.reload_error:
+            data["last_reload_error"] = self.reload_error
+        scorer = self.scorer
+        describe = getattr(scorer, "describe", None)
+        if callable(describe):
+            try:
+                data["details"] = describe()
+            except Exception as exc:
+                data["details"] = {"error": f"describe() raised {type(exc).__name__}: {exc}"}
+        data.update(self.stats.snapshot())
+        return data
+
+
+def close_scorer(scorer: Any, step_name: str) -> BaseException | None:
+    """Call ``scorer.close()`` if it has one; return its exception, annotated."""
+    close = getattr(scorer, "close", None)
+    if scorer is None or not callable(close):
+        return None
+    try:
+        close()
+    except Exception as exc:
+        exc.add_note(f"while closing the scorer of step {step_name!r}")
+        logger.error("step %r: close() raised %s: %s", step_name, type(exc).__name__, exc)
+        return exc
+    return None
+

@@ -1,0 +1,216 @@
+"""Read YAML safely and remember where every key came from.
+
+The loader refuses what a configuration file never needs and an attacker might
+send: files over a size cap, duplicate keys, aliases beyond a small budget (the
+"billion laughs" alias bomb), and any tag the safe constructor does not know
+(``!!python/object`` and friends). It returns plain Python data plus a map from
+key paths to line numbers, so schema errors can point at the line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scoring_core.errors import ConfigError
+
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_CONFIG_BYTES",
+    "MAX_NODES",
+    "LoadedYaml",
+    "format_path",
+    "load_yaml_file",
+    "load_yaml_text",
+]
+
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_ALIASES = 100
+MAX_NODES = 200_000
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass
+class LoadedYaml:
+    """YAML data with the line (1-based) of every mapping key and sequence item."""
+
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    file: str | None = None
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """The line of ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """A SafeLoader that counts aliases while composing the node graph."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_count = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.alias_count += 1
+            if self.alias_count > MAX_ALIASES:
+                event = self.peek_event()
+                raise ConfigError(
+                    f"more than {MAX_ALIASES} YAML aliases; a configuration never needs that many "
+                    "(this looks like an alias bomb)",
+                    line=event.start_mark.line + 1,
+                )
+        return super().compose_node(parent, index)
+
+
+def _describe_key(key: Any) -> str:
+    return repr(key) if not isinstance(key, str) else key
+
+
+class _Builder:
+    """Turns a composed node graph into Python data, recording lines, bounded in size."""
+
+    def __init__(self, loader: _GuardedLoader, file: str | None) -> None:
+        self.loader = loader
+        self.file = file
+        self.lines: dict[KeyPath, int] = {}
+        self.nodes = 0
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise ConfigError(
+                f"the document expands to more than {MAX_NODES} values through its aliases; "
+                "refusing it (an alias bomb?)",
+                file=self.file,
+                line=node.start_mark.line + 1,
+            )
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                raise ConfigError(
+                    f"the tag {node.tag!r} is not allowed",
+                    file=self.file,
+                    line=node.start_mark.line + 1,
+                )
+            items = []
+            for index, child in enumerate(node.value):
+                self.lines[(*path, index)] = child.start_mark.line + 1
+                items.append(self.build(child, (*path, index)))
+            return items
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"cannot read this value ({_short(exc)}); only plain YAML values are allowed",
+                file=self.file,
+                line=node.start_mark.line + 1,
+                key_path=format_path(path) or None,
+            ) from None
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[Any, Any]:
+        if node.tag != "tag:yaml.org,2002:map":
+            raise ConfigError(
+                f"the tag {node.tag!r} is not allowed", file=self.file, line=node.start_mark.line + 1
+            )
+        self.loader.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        first_line: dict[Hashable, int] = {}
+        for key_node, value_node in node.value:
+            key = self.build(key_node, path)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, Hashable):
+                raise ConfigError("a mapping key must be a plain value", file=self.file, line=line)
+            if key in result:
+                raise ConfigError(
+                    f"duplicate key {_describe_key(key)!s} (first defined on line "
+                    f"{first_line[key]}); remove one of them",
+                    key_path=format_path((*path, str(key))),
+                    file=self.file,
+                    line=line,
+                )
+            first_line[key] = line
+            child_path = (*path, key if isinstance(key, int | str) else str(key))
+            self.lines[child_path] = line
+            result[key] = self.build(value_node, child_path)
+        return result
+
+
+def _short(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    return str(problem) if problem else str(exc).splitlines()[0]
+
+
+def format_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def load_yaml_text(text: str, *, file: str | None = None) -> LoadedYaml:
+    """Parse one YAML document from ``text``; raise :class:`ConfigError` on anything unsafe."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB; a configuration never is",
+            file=file,
+        )
+    loader = _GuardedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return LoadedYaml(data=None, file=file)
+        builder = _Builder(loader, file)
+        data = builder.build(node, ())
+        builder.lines[()] = node.start_mark.line + 1
+        return LoadedYaml(data=data, lines=builder.lines, file=file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ConfigError(
+            f"invalid YAML: {_short(exc)}",
+            file=file,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {_short(exc)}", file=file) from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: str | Path) -> LoadedYaml:
+    """Read and parse ``path``, refusing files over :data:`MAX_CONFIG_BYTES`."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise ConfigError("the file does not exist; check the path", file=str(p)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror})", file=str(p)) from None
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"the file is {size} bytes, over the {MAX_CONFIG_BYTES // 1024} KiB limit for a "
+            "configuration",
+            file=str(p),
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("the file is not UTF-8 text", file=str(p)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror})", file=str(p)) from None
+    return load_yaml_text(text, file=str(p))
+

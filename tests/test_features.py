@@ -1,0 +1,157 @@
+"""Input: every bad row is an InputError naming the feature and the row; no backend sees it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scorers import MeanScorer, built
+
+from scoring_core import InputError
+from scoring_core.testing import engine_for, scorer_plugin
+
+PLUGIN = scorer_plugin("mean", MeanScorer)
+CHAIN = [{"name": "m", "scorer": "mean"}]
+NAMES = ["a", "b", "c"]
+
+
+def engine(features: list[dict[str, object]] | None = None):  # type: ignore[no-untyped-def]
+    return engine_for(CHAIN, plugins=[PLUGIN], features=features or NAMES)
+
+
+def test_mapping_sequence_and_array_give_the_same_score() -> None:
+    with engine() as e:
+        by_name = e.score({"c": 0.3, "a": 0.1, "b": 0.2})
+        by_position = e.score([0.1, 0.2, 0.3])
+        by_array = e.score(np.array([0.1, 0.2, 0.3]))
+        by_tuple = e.score((0.1, 0.2, 0.3))
+    assert by_name.score == by_position.score == by_array.score == by_tuple.score
+    assert by_name.score == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("row", "feature", "message"),
+    [
+        ({"a": 0.1, "b": 0.2}, "c", "missing and has no default"),
+        ({"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}, "d", "unknown feature 'd'"),
+        ({"a": 0.1, "bb": 0.2, "c": 0.3}, "bb", "did you mean 'b'"),
+        ({"a": 0.1, "b": math.nan, "c": 0.3}, "b", "NaN"),
+        ({"a": 0.1, "b": math.inf, "c": 0.3}, "b", "not finite"),
+        ({"a": 0.1, "b": 1.5, "c": 0.3}, "b", r"outside \[0.0, 1.0\]"),
+        ({"a": 0.1, "b": -0.01, "c": 0.3}, "b", "outside"),
+        ({"a": 0.1, "b": "0.2", "c": 0.3}, "b", "not a number"),
+        ({"a": 0.1, "b": None, "c": 0.3}, "b", "not a number"),
+        ([0.1, 0.2, "x"], "c", "not a number"),
+    ],
+)
+def test_bad_row_names_the_feature_and_reaches_no_backend(
+    row: object, feature: str, message: str
+) -> None:
+    with engine() as e:
+        with pytest.raises(InputError, match=message) as info:
+            e.score(row)
+        assert built(e, "m").calls == 0
+    assert info.value.feature == feature
+    assert info.value.row == 0
+
+
+@pytest.mark.parametrize("row", [[0.1, 0.2], [0.1, 0.2, 0.3, 0.4], np.zeros((1, 3)), "abc", 7])
+def test_wrong_length_or_type_is_an_input_error(row: object) -> None:
+    with engine() as e, pytest.raises(InputError, match="row 0"):
+        e.score(row)
+
+
+def test_default_fills_a_missing_feature_and_is_visible() -> None:
+    features = [
+        {"name": "a", "min": 0, "max": 1},
+        {"name": "b", "min": 0, "max": 1, "default": 0.5},
+    ]
+    with engine(features) as e:
+        result = e.score({"a": 0.1})
+        complete = e.score({"a": 0.1, "b": 0.3})
+        batch = e.score_batch([{"a": 0.1}, {"a": 0.2, "b": 0.2}])
+    assert result.score == pytest.approx(0.3)
+    assert result.defaults_used == ("b",)
+    assert complete.defaults_used == ()
+    assert batch.defaults_used == (("b",), ())
+
+
+def test_clip_feature_is_clipped_instead_of_refused() -> None:
+    features = [{"name": "a", "min": 0, "max": 1, "clip": True}, {"name": "b", "min": 0, "max": 1}]
+    with engine(features) as e:
+        assert e.score([1.8, 0.0]).score == pytest.approx(0.5)
+        with pytest.raises(InputError, match="NaN"):
+            e.score([math.nan, 0.0])  # clip never hides a missing value
+
+
+def test_batch_error_names_the_row_and_scores_nothing() -> None:
+    X = np.full((10, 3), 0.5, dtype=np.float32)
+    X[6, 2] = 7.0
+    X[8, 0] = np.nan
+    with engine() as e:
+        with pytest.raises(InputError) as info:
+            e.score_batch(X)
+        assert built(e, "m").calls == 0
+    assert info.value.row == 6
+    assert info.value.feature == "c"
+    assert "1 more bad row" in str(info.value)
+
+
+def test_prepare_batch_sorts_good_rows_from_bad_ones() -> None:
+    rows = [
+        {"a": 0.1, "b": 0.1, "c": 0.1},
+        {"a": "x", "b": 0.1, "c": 0.1},
+        {"a": 0.2, "b": 0.2, "c": 0.2},
+        {"a": 0.2, "b": 0.2},
+    ]
+    with engine() as e:
+        prepared = e.prepare_batch(rows)
+        result = e.score_prepared(prepared)
+    assert prepared.rows.tolist() == [0, 2]
+    assert [(err.row, err.feature) for err in prepared.errors] == [(1, "a"), (3, "c")]
+    np.testing.assert_allclose(result.scores, [0.1, 0.2], rtol=1e-6)
+
+
+def test_dataframe_input_by_column_name_in_any_order() -> None:
+    frame = pd.DataFrame({"c": [0.3, 0.6], "a": [0.1, 0.4], "b": [0.2, 0.5]})
+    with engine() as e:
+        batch = e.score_batch(frame)
+    np.testing.assert_allclose(batch.scores, [0.2, 0.5], rtol=1e-6)
+
+
+def test_dataframe_with_an_unknown_column_is_refused() -> None:
+    frame = pd.DataFrame({"a": [0.1], "b": [0.2], "c": [0.3], "id": [7]})
+    with engine() as e, pytest.raises(InputError, match=r"unknown column 'id'.*feature_names"):
+        e.score_batch(frame)
+
+
+def test_dataframe_text_cell_names_its_row() -> None:
+    frame = pd.DataFrame({"a": [0.1, 0.2], "b": [0.2, "oops"], "c": [0.3, 0.3]})
+    with engine() as e, pytest.raises(InputError) as info:
+        e.score_batch(frame)
+    assert (info.value.row, info.value.feature) == (1, "b")
+
+
+def test_integer_and_float64_arrays_are_accepted() -> None:
+    with engine() as e:
+        assert e.score(np.array([0, 1, 0])).score == pytest.approx(1 / 3)
+        batch = e.score_batch(np.array([[0.0, 1.0, 0.5]], dtype=np.float64))
+    assert batch.scores.tolist() == [pytest.approx(0.5)]
+
+
+def test_wrong_batch_shape_is_refused() -> None:
+    with engine() as e, pytest.raises(InputError, match=r"shape \(n, 3\)"):
+        e.score_batch(np.zeros((4, 5)))
+
+
+def test_ragged_sequence_batch_names_the_short_row() -> None:
+    with engine() as e, pytest.raises(InputError) as info:
+        e.score_batch([[0.1, 0.2, 0.3], [0.1, 0.2]])
+    assert info.value.row == 1
+
+
+def test_string_batch_is_refused() -> None:
+    with engine() as e, pytest.raises(InputError, match="got str"):
+        e.score_batch("0.1,0.2,0.3")
