@@ -3,10 +3,16 @@
 A chain of scorers, configured in YAML and supplied by pluggy plugins, tried in
 order until one produces a valid score; every score says which step produced it
 and why the earlier ones did not.
+
+``import scoring_core`` stays light: the engine and its dependencies (numpy,
+pydantic, PyYAML) are imported the first time one of their names is used.
 """
 
-from scoring_core.context import Scorer, ScorerContext
-from scoring_core.engine import Engine
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from scoring_core.errors import (
     ChainExhaustedError,
     ConfigError,
@@ -16,9 +22,22 @@ from scoring_core.errors import (
     ScoringError,
 )
 from scoring_core.hookspecs import hookimpl, hookspec
-from scoring_core.results import BatchResult, Fallback, ScoreResult
+
+if TYPE_CHECKING:
+    from scoring_core.context import Scorer, ScorerContext
+    from scoring_core.engine import Engine
+    from scoring_core.results import BatchResult, Fallback, ScoreResult
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Engine": "scoring_core.engine",
+    "BatchResult": "scoring_core.results",
+    "Fallback": "scoring_core.results",
+    "ScoreResult": "scoring_core.results",
+    "Scorer": "scoring_core.context",
+    "ScorerContext": "scoring_core.context",
+}
 
 __all__ = [
     "BatchResult",
@@ -37,3 +56,16 @@ __all__ = [
     "hookimpl",
     "hookspec",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scoring_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

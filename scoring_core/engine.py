@@ -15,8 +15,13 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.config import EngineConfig, ExhaustedDefault, load_feature_file, parse_config
-from scoring_core.config import validate_options
+from scoring_core.config import (
+    EngineConfig,
+    ExhaustedDefault,
+    load_feature_file,
+    parse_config,
+    validate_options,
+)
 from scoring_core.context import ScorerContext
 from scoring_core.errors import ChainExhaustedError, ConfigError, EngineClosedError, InputError
 from scoring_core.features import FeatureSchema, PreparedBatch
@@ -29,6 +34,8 @@ __all__ = ["Engine", "StepRun"]
 
 logger = logging.getLogger("scoring_core")
 _BIG = sys.float_info.max
+_MIN = np.minimum.reduce
+_MAX = np.maximum.reduce
 FALLBACK_LOG_INTERVAL_S = 10.0
 
 
@@ -51,8 +58,7 @@ class _FallbackLog:
             self._next[key] = now + self.interval_s
             suppressed = self._suppressed.pop(key, 0)
         more = f" ({suppressed} more rows since the last message)" if suppressed else ""
-        logger.warning("step %r failed for %d row(s), falling back: %s%s", step, rows, reason,
-                       more)
+        logger.warning("step %r failed for %d row(s), falling back: %s%s", step, rows, reason, more)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class Engine:
         self.base_dir = base_dir
         self.config_file = source.file if source is not None else None
         self._fallback_log = _FallbackLog()
-        self._counters = {"rows_scored": 0, "rows_exhausted": 0, "rows_rejected": 0}
+        self._counters = {"rows_exhausted": 0, "rows_rejected": 0}
 
         self._schema = FeatureSchema(self._resolve_features(config))
         if config.output_range is not None:
@@ -269,7 +275,6 @@ class Engine:
                     continue
             if low <= value <= high:
                 step.stats.record(1, 1, elapsed)
-                self._count("rows_scored", 1)
                 return ScoreResult(value, step.name, tuple(fallbacks), defaults_used)
             step.stats.record(1, 0, elapsed)
             kind, reason = self._bad_value(value)
@@ -321,7 +326,8 @@ class Engine:
                 fallback = self._unavailable(step, int(remaining.size))
                 failures.append(StepFailure(step.name, remaining, fallback.reason, fallback.kind))
                 continue
-            subset = X if remaining.size == n else X[remaining]
+            n_in = int(remaining.size)
+            subset = X if n_in == n else X[remaining]
             started = time.perf_counter_ns()
             try:
                 out = scorer.score(subset)
@@ -339,14 +345,21 @@ class Engine:
                 self._failed(step, "bad_shape", reason, int(remaining.size))
                 failures.append(StepFailure(step.name, remaining, reason, "bad_shape"))
                 continue
-            ok = (values >= self._low) & (values <= self._high)
-            served = remaining[ok] if not ok.all() else remaining
-            scores[served] = values[ok] if served is not remaining else values
-            scorer_index[served] = step_index
-            step.stats.record(int(remaining.size), int(served.size), elapsed)
-            if served is remaining:
+            if _MIN(values) >= self._low and _MAX(values) <= self._high:  # NaN fails both
+                if remaining.size == n:
+                    scores[:] = values
+                    scorer_index[:] = step_index
+                else:
+                    scores[remaining] = values
+                    scorer_index[remaining] = step_index
+                step.stats.record(n_in, n_in, elapsed)
                 remaining = remaining[:0]
                 break
+            ok = (values >= self._low) & (values <= self._high)
+            served = remaining[ok]
+            scores[served] = values[ok]
+            scorer_index[served] = step_index
+            step.stats.record(n_in, int(served.size), elapsed)
             bad = ~ok
             finite = np.isfinite(values)
             for kind, mask in (("non_finite", bad & ~finite), ("out_of_range", bad & finite)):
@@ -365,9 +378,7 @@ class Engine:
                 ]
                 raise ChainExhaustedError(records, row=int(prepared.rows[first]))
             scores[remaining] = self._default
-        self._count("rows_scored", n - int(remaining.size))
-        return BatchResult(scores, scorer_index, self._step_names, failures,
-                           prepared.defaults_used)
+        return BatchResult(scores, scorer_index, self._step_names, failures, prepared.defaults_used)
 
     def score_step(self, name: str, X: npt.NDArray[np.float32]) -> StepRun:
         """Score checked rows with one step alone, no fallback (for comparing steps).
@@ -385,14 +396,14 @@ class Engine:
         scores = np.full(n, np.nan)
         scorer = step.scorer
         if scorer is None:
-            return StepRun(name, scores, np.ones(n, dtype=bool), f"unavailable: {step.reason}",
-                           0.0)
+            return StepRun(name, scores, np.ones(n, dtype=bool), f"unavailable: {step.reason}", 0.0)
         started = time.perf_counter()
         try:
             out = scorer.score(X)
         except Exception as exc:
-            return StepRun(name, scores, np.ones(n, dtype=bool), _raised(exc),
-                           time.perf_counter() - started)
+            return StepRun(
+                name, scores, np.ones(n, dtype=bool), _raised(exc), time.perf_counter() - started
+            )
         seconds = time.perf_counter() - started
         values, problem = _batch_values(out, n)
         if values is None:
@@ -436,7 +447,7 @@ class Engine:
         if self._closed:
             raise EngineClosedError()
         outcome: dict[str, str] = {}
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         from scoring_core.steps import close_scorer
 
         for step in self._steps:
@@ -459,6 +470,8 @@ class Engine:
         """A JSON-serialisable picture of the engine, its steps and plugins."""
         with self._stats_lock:
             counters = dict(self._counters)
+        steps = [step.describe() for step in self._steps]
+        counters["rows_scored"] = sum(step["rows_served"] for step in steps)
         return {
             "engine": {
                 "config_file": self.config_file,
@@ -469,7 +482,7 @@ class Engine:
                 "require": list(self._config.require),
                 **counters,
             },
-            "steps": [step.describe() for step in self._steps],
+            "steps": steps,
             "plugins": [plugin.as_dict() for plugin in self._host.plugins],
         }
 
@@ -483,7 +496,7 @@ class Engine:
             if self._closed and all(step.closed for step in self._steps):
                 return
             self._closed = True
-            errors: list[BaseException] = []
+            errors: list[Exception] = []
             for step in reversed(self._steps):
                 error = step.close()
                 if error is not None:
@@ -504,9 +517,7 @@ class Engine:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ", ".join(
-            f"{s.name}={s.status}" for s in self._steps
-        )
+        state = "closed" if self._closed else ", ".join(f"{s.name}={s.status}" for s in self._steps)
         return f"<Engine {state}>"
 
 
