@@ -1,0 +1,89 @@
+"""The model's ``metadata_props`` contract: keys and the feature-name check.
+
+Keys (all optional; values are strings, as ONNX metadata requires):
+
+``scoring_core.feature_names``  JSON array of the input columns' names, in order; checked
+``scoring_core.model_version``  free-form version string; reported in diagnostics
+other ``scoring_core.*`` keys   reported in diagnostics as they are
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from scoring_onnx.errors import OnnxLoadError
+
+__all__ = [
+    "FEATURE_NAMES_KEY",
+    "METADATA_PREFIX",
+    "MODEL_VERSION_KEY",
+    "check_feature_names",
+    "scoring_metadata",
+]
+
+METADATA_PREFIX = "scoring_core."
+FEATURE_NAMES_KEY = "scoring_core.feature_names"
+MODEL_VERSION_KEY = "scoring_core.model_version"
+
+
+def scoring_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """The ``scoring_core.*`` entries, sorted by key."""
+    return {k: metadata[k] for k in sorted(metadata) if k.startswith(METADATA_PREFIX)}
+
+
+def check_feature_names(
+    metadata: Mapping[str, str], engine_names: tuple[str, ...], path: Path
+) -> bool:
+    """Compare the model's feature names with the engine's; True when they were checked.
+
+    Raises :class:`OnnxLoadError` naming the first differing position, or the length
+    difference, when they disagree.
+    """
+    raw = metadata.get(FEATURE_NAMES_KEY)
+    if raw is None:
+        return False
+    model_names = _parse_names(raw, path)
+    for index, (model_name, engine_name) in enumerate(zip(model_names, engine_names, strict=False)):
+        if model_name != engine_name:
+            raise OnnxLoadError(
+                f"model {path} was trained on other features: at position {index} its metadata "
+                f"({FEATURE_NAMES_KEY}) has {model_name!r} where the engine has "
+                f"{engine_name!r}. Use the model trained for this feature order, or make "
+                "`features:` match the model.",
+                path=path,
+            )
+    if len(model_names) != len(engine_names):
+        common = min(len(model_names), len(engine_names))
+        longer, extra = (
+            ("model", model_names)
+            if len(model_names) > len(engine_names)
+            else ("engine", engine_names)
+        )
+        raise OnnxLoadError(
+            f"model {path} lists {len(model_names)} feature names in {FEATURE_NAMES_KEY}, the "
+            f"engine has {len(engine_names)} features: the first {common} agree and the "
+            f"{longer} goes on with {extra[common]!r} at position {common}. Use the model "
+            "trained for these features, or fix `features:`.",
+            path=path,
+        )
+    return True
+
+
+def _parse_names(raw: str, path: Path) -> list[str]:
+    try:
+        names = json.loads(raw)
+    except ValueError as exc:
+        raise OnnxLoadError(
+            f"model {path} has metadata {FEATURE_NAMES_KEY} that is not valid JSON ({exc}); "
+            "it must be a JSON array of feature names. Export the model again.",
+            path=path,
+        ) from exc
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise OnnxLoadError(
+            f"model {path} has metadata {FEATURE_NAMES_KEY} that is not a JSON array of "
+            f"strings (found {type(names).__name__}); export the model again.",
+            path=path,
+        )
+    return names

@@ -1,0 +1,204 @@
+"""Checks on the model file before onnxruntime reads it: :func:`check_model_file`.
+
+Order: the file exists, is not too big, matches its pinned SHA-256 (hashed before any
+parser sees the bytes), parses as ONNX, and refers to no external data outside its folder.
+The last two need the ``onnx`` package; without it they are left to onnxruntime, which
+refuses escaping external data itself in recent releases (see docs/scorers/onnx.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any
+
+from scoring_onnx.errors import OnnxLoadError
+
+if TYPE_CHECKING:
+    from onnx import GraphProto, ModelProto, NodeProto, TensorProto
+
+__all__ = ["ModelFile", "check_model_file"]
+
+_EXTERNAL = 1  # onnx.TensorProto.EXTERNAL, without importing onnx here
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """What the checks found. ``inspected`` is False when ``onnx`` was not importable."""
+
+    path: Path
+    size: int
+    sha256: str
+    inspected: bool
+    external_files: tuple[Path, ...] = ()
+    external_bytes: int = 0
+
+
+def check_model_file(path: Path, *, sha256: str | None, max_bytes: int) -> ModelFile:
+    """Run every check that does not need onnxruntime; raise :class:`OnnxLoadError`."""
+    size = _check_size(path, max_bytes)
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and actual != sha256:
+        raise OnnxLoadError(
+            f"model file {path} has sha256 {actual}, but the step's options pin sha256 {sha256}; "
+            "the file is not the pinned model. Deploy the pinned file, or, once you have checked "
+            "the new model, update `sha256:` in the config.",
+            path=path,
+        )
+    onnx = _import_onnx()
+    if onnx is None:
+        return ModelFile(path=path, size=size, sha256=actual, inspected=False)
+    model = _parse(onnx, data, path)
+    del data
+    files = _external_files(model, path)
+    external_bytes = sum(f.stat().st_size for f in files)
+    if size + external_bytes > max_bytes:
+        raise OnnxLoadError(
+            f"model {path} is {size} bytes plus {external_bytes} bytes of external data "
+            f"({', '.join(f.name for f in files)}), more than max_model_bytes={max_bytes}; "
+            "raise `max_model_bytes` in the step's options if the model is meant to be this big.",
+            path=path,
+        )
+    return ModelFile(
+        path=path,
+        size=size,
+        sha256=actual,
+        inspected=True,
+        external_files=files,
+        external_bytes=external_bytes,
+    )
+
+
+def _check_size(path: Path, max_bytes: int) -> int:
+    if not path.exists():
+        raise OnnxLoadError(
+            f"model file not found: {path}. Check `model:` in the step's options (a relative "
+            "path resolves against the YAML file's folder), or produce the model first.",
+            path=path,
+        )
+    if not path.is_file():
+        raise OnnxLoadError(
+            f"model path {path} is not a regular file; `model:` must name the .onnx file itself.",
+            path=path,
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise OnnxLoadError(
+            f"model file {path} is empty (0 bytes); copy or export the model again.", path=path
+        )
+    if size > max_bytes:
+        raise OnnxLoadError(
+            f"model file {path} is {size} bytes, more than max_model_bytes={max_bytes}; raise "
+            "`max_model_bytes` in the step's options if the model is meant to be this big.",
+            path=path,
+        )
+    return size
+
+
+def _import_onnx() -> Any:
+    try:
+        return importlib.import_module("onnx")
+    except ImportError:
+        return None
+
+
+def _parse(onnx: Any, data: bytes, path: Path) -> ModelProto:
+    try:
+        model: ModelProto = onnx.load_model_from_string(data)
+    except Exception as exc:
+        raise OnnxLoadError(
+            f"model file {path} is not a valid ONNX model: parsing failed "
+            f"({type(exc).__name__}: {exc}). The file may be truncated or not an ONNX file; "
+            "copy or export it again.",
+            path=path,
+        ) from exc
+    if not model.HasField("graph") or not model.opset_import:
+        raise OnnxLoadError(
+            f"model file {path} is not a valid ONNX model: it has no graph or no opset. "
+            "The file may be truncated or not an ONNX file; copy or export it again.",
+            path=path,
+        )
+    return model
+
+
+def _external_files(model: ModelProto, path: Path) -> tuple[Path, ...]:
+    """The distinct external data files the model refers to, each checked to stay inside."""
+    allowed = {path.parent.resolve(), path.resolve().parent}
+    files: dict[Path, None] = {}
+    for tensor in _all_tensors(model):
+        if tensor.data_location != _EXTERNAL and not tensor.external_data:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        files[_check_location(location, tensor.name, path, allowed)] = None
+    return tuple(files)
+
+
+def _check_location(location: str, tensor: str, path: Path, allowed: set[Path]) -> Path:
+    refused = (
+        f"model {path} refers to external data outside its folder: tensor {tensor!r} reads "
+        f"{location!r}. Absolute paths, '..' and symlinks that leave {path.parent} are refused "
+        "so that a model file cannot read arbitrary files. Keep the data next to the model and "
+        "save it with a relative location (onnx.save_model(..., save_as_external_data=True))."
+    )
+    if not location:
+        raise OnnxLoadError(
+            f"model {path} declares external data for tensor {tensor!r} without a location; "
+            "the file is corrupt: export it again.",
+            path=path,
+        )
+    if (
+        PurePosixPath(location).is_absolute()
+        or PureWindowsPath(location).is_absolute()
+        or PureWindowsPath(location).drive
+        or location.startswith(("/", "\\"))
+        or ".." in re.split(r"[\\/]", location)
+    ):
+        raise OnnxLoadError(refused, path=path)
+    target = (path.parent / location).resolve()
+    if not any(target.is_relative_to(folder) for folder in allowed):
+        raise OnnxLoadError(refused, path=path)
+    if not target.is_file():
+        raise OnnxLoadError(
+            f"model {path} reads tensor {tensor!r} from external data file {location!r}, which "
+            f"does not exist in {path.parent}; copy the model together with its data file(s).",
+            path=path,
+        )
+    return target
+
+
+def _all_tensors(model: ModelProto) -> Iterator[TensorProto]:
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            yield from _node_tensors(node)
+
+
+def _graph_tensors(graph: GraphProto) -> Iterator[TensorProto]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        yield from _node_tensors(node)
+
+
+def _node_tensors(node: NodeProto) -> Iterator[TensorProto]:
+    for attribute in node.attribute:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        sparse_tensors = list(attribute.sparse_tensors)
+        if attribute.HasField("sparse_tensor"):
+            sparse_tensors.append(attribute.sparse_tensor)
+        for sparse in sparse_tensors:
+            yield sparse.values
+            yield sparse.indices
+        if attribute.HasField("g"):
+            yield from _graph_tensors(attribute.g)
+        for graph in attribute.graphs:
+            yield from _graph_tensors(graph)

@@ -1,0 +1,97 @@
+"""The ``onnx`` scorer's options: :class:`OnnxOptions`.
+
+Everything that can be checked without opening the model file is checked here, so the
+engine reports a bad option with its YAML line when it is built, not when the step loads.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_MODEL_BYTES", "OnnxOptions"]
+
+DEFAULT_MAX_BATCH_ROWS = 65_536
+DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024
+
+GraphOptimizationLevel = Literal["disable", "basic", "extended", "all"]
+
+
+class OnnxOptions(BaseModel):
+    """A chain step's ``options`` when its ``scorer`` is ``onnx``.
+
+    The engine validates them with
+    ``OnnxOptions.model_validate(options, context={"feature_names": names})``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    model: str = Field(
+        min_length=1,
+        description="Path of the .onnx file, relative to the YAML file's folder.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Pinned SHA-256 of the model file (64 hex digits); checked before parsing.",
+    )
+    intra_op_threads: int = Field(
+        default=0, ge=0, description="Threads inside one operator; 0 = onnxruntime's default."
+    )
+    inter_op_threads: int = Field(
+        default=0, ge=0, description="Threads across operators; 0 = onnxruntime's default."
+    )
+    graph_optimization_level: GraphOptimizationLevel = Field(
+        default="all", description="onnxruntime graph optimisations: disable|basic|extended|all."
+    )
+    providers: tuple[str, ...] = Field(
+        default=("CPUExecutionProvider",),
+        min_length=1,
+        description="Execution providers, in order of preference.",
+    )
+    strict_providers: bool = Field(
+        default=False,
+        description="Fail the load when onnxruntime drops a requested provider.",
+    )
+    max_batch_rows: int = Field(
+        default=DEFAULT_MAX_BATCH_ROWS,
+        gt=0,
+        description="Rows per onnxruntime call; bigger batches are split.",
+    )
+    max_model_bytes: int = Field(
+        default=DEFAULT_MAX_MODEL_BYTES,
+        gt=0,
+        description="Largest model (file plus external data) the step will load.",
+    )
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_from_path(cls, value: object) -> object:
+        # Engine.from_config callers may pass a pathlib.Path.
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("sha256")
+    @classmethod
+    def _lowercase_sha256(cls, value: str | None) -> str | None:
+        return None if value is None else value.lower()
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _providers_from_list(cls, value: object) -> object:
+        # YAML gives a list; strict mode would only take a tuple.
+        if isinstance(value, str):
+            raise ValueError(f"providers must be a list of names, e.g. [{value}]")
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("providers")
+    @classmethod
+    def _providers_are_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not name.strip():
+                raise ValueError("provider names must not be empty")
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"provider listed more than once: {', '.join(duplicates)}")
+        return value

@@ -1,0 +1,16 @@
+"""The plugin hook that registers the ``onnx`` scorer with the engine."""
+
+from __future__ import annotations
+
+from scoring_core.hookspecs import hookimpl
+from scoring_core.plugins import RegisterScorer
+from scoring_onnx.options import OnnxOptions
+from scoring_onnx.scorer import OnnxScorer
+
+__all__ = ["scoring_register_scorers"]
+
+
+@hookimpl
+def scoring_register_scorers(register: RegisterScorer) -> None:
+    """Register ``onnx``: :class:`OnnxScorer`, configured by :class:`OnnxOptions`."""
+    register("onnx", OnnxScorer, options=OnnxOptions)

@@ -1,0 +1,143 @@
+"""The ``onnx`` scorer: :class:`OnnxScorer`."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from scoring_core.context import ScorerContext
+from scoring_onnx.errors import ScorerClosedError
+from scoring_onnx.metadata import MODEL_VERSION_KEY, check_feature_names, scoring_metadata
+from scoring_onnx.model_file import check_model_file
+from scoring_onnx.options import OnnxOptions
+from scoring_onnx.session import create_session, import_onnxruntime
+from scoring_onnx.signature import check_signature
+
+__all__ = ["OnnxScorer"]
+
+
+class OnnxScorer:
+    """Scores rows with an ONNX model through onnxruntime.
+
+    Built by the engine as ``OnnxScorer(ctx)``; everything is loaded and checked here, and
+    a failure raises :class:`~scoring_onnx.OnnxLoadError` whose message is the step's reason.
+    ``score`` is safe to call from many threads at once.
+    """
+
+    def __init__(self, ctx: ScorerContext) -> None:
+        options = ctx.options
+        if not isinstance(options, OnnxOptions):
+            options = OnnxOptions.model_validate(
+                options, context={"feature_names": ctx.feature_names}
+            )
+        self.name = ctx.name
+        path = ctx.resolve_path(options.model)
+        model_file = check_model_file(
+            path, sha256=options.sha256, max_bytes=options.max_model_bytes
+        )
+        ort = import_onnxruntime()
+        session, providers = create_session(ort, path, options)
+        signature = check_signature(session, len(ctx.feature_names), path)
+        metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
+        names_checked = check_feature_names(metadata, ctx.feature_names, path)
+
+        self._session: Any = session
+        self._input_name = signature.input_name
+        self._output_names = [signature.output_name]
+        self._chunk_rows = signature.fixed_batch or options.max_batch_rows
+        self._output_dtype = np.dtype(
+            np.float64 if session.get_outputs()[0].type == "tensor(double)" else np.float32
+        )
+        self._description: dict[str, Any] = {
+            "path": str(path),
+            "sha256": model_file.sha256,
+            "sha256_pinned": options.sha256 is not None,
+            "size_bytes": model_file.size,
+            "external_data_bytes": model_file.external_bytes,
+            "external_data_checked": model_file.inspected,
+            "model_version": metadata.get(MODEL_VERSION_KEY),
+            "metadata": scoring_metadata(metadata),
+            "onnxruntime_version": str(ort.__version__),
+            "providers_requested": list(providers.requested),
+            "providers_active": list(providers.active),
+            "providers_dropped": list(providers.dropped),
+            "input": {"name": signature.input_name, "shape": list(signature.input_shape)},
+            "output": {"name": signature.output_name, "shape": list(signature.output_shape)},
+            "feature_names_checked": names_checked,
+            "max_batch_rows": self._chunk_rows,
+            "intra_op_threads": options.intra_op_threads,
+            "inter_op_threads": options.inter_op_threads,
+            "graph_optimization_level": options.graph_optimization_level,
+        }
+        if providers.dropped:
+            ctx.logger.warning(
+                "%s: onnxruntime dropped requested provider(s) %s; running on %s",
+                ctx.name,
+                ", ".join(providers.dropped),
+                ", ".join(providers.active),
+            )
+        if not names_checked:
+            ctx.logger.info(
+                "%s: model %s has no scoring_core.feature_names metadata; feature names were "
+                "not checked, only the input width (%d)",
+                ctx.name,
+                path,
+                len(ctx.feature_names),
+            )
+        ctx.logger.info(
+            "%s: loaded %s (sha256 %s, version %s) on %s",
+            ctx.name,
+            path,
+            model_file.sha256,
+            self._description["model_version"],
+            ", ".join(providers.active),
+        )
+
+    def score(
+        self, X: npt.NDArray[np.float32], /, run_options: Any = None
+    ) -> npt.NDArray[np.floating[Any]]:
+        """Score a C-contiguous float32 array of shape (n, F); return shape (n,).
+
+        ``run_options`` is an ``onnxruntime.RunOptions`` passed to every onnxruntime call
+        of this batch (setting its ``terminate`` cancels the rest of the batch).
+        """
+        session = self._session
+        if session is None:
+            raise ScorerClosedError(
+                f"the onnx scorer of step {self.name!r} is closed; it cannot score any more"
+            )
+        n = X.shape[0]
+        chunk = self._chunk_rows
+        if 0 < n <= chunk:
+            result = session.run(self._output_names, {self._input_name: X}, run_options)[0]
+            return _one_per_row(result, n)
+        scores = np.empty(n, dtype=self._output_dtype)
+        for start in range(0, n, chunk):
+            part = X[start : start + chunk]
+            result = session.run(self._output_names, {self._input_name: part}, run_options)[0]
+            scores[start : start + part.shape[0]] = _one_per_row(result, part.shape[0])
+        return scores
+
+    def describe(self) -> dict[str, Any]:
+        """What was loaded, as a JSON-serialisable dict for the engine's diagnostics."""
+        description = copy.deepcopy(self._description)
+        description["closed"] = self._session is None
+        return description
+
+    def close(self) -> None:
+        """Release the session; later ``score`` calls raise :class:`ScorerClosedError`."""
+        self._session = None
+
+
+def _one_per_row(result: Any, n: int) -> npt.NDArray[np.floating[Any]]:
+    try:
+        scores: npt.NDArray[np.floating[Any]] = result.reshape(n)
+    except ValueError:
+        raise ValueError(
+            f"the model returned shape {list(result.shape)} for {n} rows; expected [{n}] or "
+            f"[{n}, 1]"
+        ) from None
+    return scores
