@@ -48,11 +48,11 @@ class FeatureSpec(BaseModel):
     def _check_range(self) -> FeatureSpec:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        if self.default is not None:
-            if (self.min is not None and self.default < self.min) or (
-                self.max is not None and self.default > self.max
-            ):
-                raise ValueError(f"default {self.default} is outside [min, max]")
+        if self.default is not None and (
+            (self.min is not None and self.default < self.min)
+            or (self.max is not None and self.default > self.max)
+        ):
+            raise ValueError(f"default {self.default} is outside [min, max]")
         if self.clip and self.min is None and self.max is None:
             raise ValueError("clip: true needs a min or a max to clip to")
         return self
@@ -204,10 +204,9 @@ def _clean_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
     node = data
     last = len(loc) - 1
     for position, part in enumerate(loc):
-        if isinstance(node, Mapping) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_mapping = isinstance(node, Mapping) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
             out.append(part)
             node = node[part]
         elif isinstance(part, str) and position == last and isinstance(node, Mapping):
@@ -336,4 +335,3 @@ def validate_options(
         raise validation_to_config_error(
             exc, root_type=options_type, data=options, source=source, prefix=prefix
         ) from None
-

@@ -282,9 +282,9 @@ class PluginHost:
 
     # -- use --------------------------------------------------------------------------------
 
-    def call_each(self, hook_name: str, **kwargs: Any) -> list[BaseException]:
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[Exception]:
         """Call every implementation of ``hook_name`` in its own try; return the errors."""
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         caller = getattr(self.pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
             started = time.perf_counter()

@@ -61,8 +61,9 @@ class ScoreResult:
         return {
             "score": self.score,
             "scorer": self.scorer,
-            "fallbacks": [{"step": f.step, "reason": f.reason, "kind": f.kind}
-                          for f in self.fallbacks],
+            "fallbacks": [
+                {"step": f.step, "reason": f.reason, "kind": f.kind} for f in self.fallbacks
+            ],
             "defaults_used": list(self.defaults_used),
         }
 
@@ -139,8 +140,7 @@ class BatchResult:
 
     def counts_by_scorer(self) -> dict[str, int]:
         names = [*self._step_names, EXHAUSTED_SCORER]
-        counts = np.bincount(self.scorer_index.astype(np.intp) % len(names),
-                             minlength=len(names))
+        counts = np.bincount(self.scorer_index.astype(np.intp) % len(names), minlength=len(names))
         return {name: int(c) for name, c in zip(names, counts, strict=True) if c}
 
     def fallback_counts(self) -> dict[str, dict[str, int]]:

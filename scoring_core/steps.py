@@ -56,8 +56,11 @@ class StepStats:
             }
         if latencies.size:
             p50, p99 = np.percentile(latencies, [50, 99]) / 1e6
-            data["latency_ms"] = {"p50": round(float(p50), 4), "p99": round(float(p99), 4),
-                                  "samples": int(latencies.size)}
+            data["latency_ms"] = {
+                "p50": round(float(p50), 4),
+                "p99": round(float(p99), 4),
+                "samples": int(latencies.size),
+            }
         else:
             data["latency_ms"] = None
         return data
@@ -119,11 +122,19 @@ class Step:
         self.scorer, self.reason = outcome.scorer, outcome.reason
         self.load_seconds = outcome.seconds
         if outcome.scorer is None:
-            logger.warning("step %r (scorer %r) is unavailable: %s", self.name,
-                           self.registration.name, outcome.reason)
+            logger.warning(
+                "step %r (scorer %r) is unavailable: %s",
+                self.name,
+                self.registration.name,
+                outcome.reason,
+            )
         else:
-            logger.info("step %r (scorer %r) loaded in %.1f ms", self.name,
-                        self.registration.name, outcome.seconds * 1e3)
+            logger.info(
+                "step %r (scorer %r) loaded in %.1f ms",
+                self.name,
+                self.registration.name,
+                outcome.seconds * 1e3,
+            )
 
     def reload(self) -> Any | None:
         """Load a fresh scorer beside the old one and swap; return the old scorer to close.
@@ -135,16 +146,19 @@ class Step:
             self.reload_error = outcome.reason
             if self.scorer is None:
                 self.reason = outcome.reason
-            logger.warning("step %r: reload failed, %s: %s", self.name,
-                           "keeping the old scorer" if self.scorer is not None
-                           else "still unavailable", outcome.reason)
+            logger.warning(
+                "step %r: reload failed, %s: %s",
+                self.name,
+                "keeping the old scorer" if self.scorer is not None else "still unavailable",
+                outcome.reason,
+            )
             return None
         old = self.scorer
         self.scorer, self.reason, self.load_seconds = outcome.scorer, None, outcome.seconds
         self.reload_error = None
         return old
 
-    def close(self) -> BaseException | None:
+    def close(self) -> Exception | None:
         """Close the scorer once; return its error instead of raising."""
         if self.closed:
             return None
@@ -180,7 +194,7 @@ class Step:
         return data
 
 
-def close_scorer(scorer: Any, step_name: str) -> BaseException | None:
+def close_scorer(scorer: Any, step_name: str) -> Exception | None:
     """Call ``scorer.close()`` if it has one; return its exception, annotated."""
     close = getattr(scorer, "close", None)
     if scorer is None or not callable(close):
@@ -192,4 +206,3 @@ def close_scorer(scorer: Any, step_name: str) -> BaseException | None:
         logger.error("step %r: close() raised %s: %s", step_name, type(exc).__name__, exc)
         return exc
     return None
-

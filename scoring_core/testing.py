@@ -1,11 +1,11 @@
 """Helpers for testing scorers and plugins; the same ones scoring-core's own tests use.
 
-    from scoring_core.testing import engine_for, scorer_plugin
+from scoring_core.testing import engine_for, scorer_plugin
 
-    def test_my_scorer_serves_rows():
-        plugin = scorer_plugin("mine", MyScorer)
-        with engine_for([{"name": "main", "scorer": "mine"}], plugins=[plugin]) as engine:
-            assert engine.score([0.5] * 5).scorer == "main"
+def test_my_scorer_serves_rows():
+    plugin = scorer_plugin("mine", MyScorer)
+    with engine_for([{"name": "main", "scorer": "mine"}], plugins=[plugin]) as engine:
+        assert engine.score([0.5] * 5).scorer == "main"
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def scorer_plugin(
     return _ScorerPlugin(scorers)
 
 
-def feature_list(count_or_names: int | Sequence[str] = 5, *, low: float = 0.0,
-                 high: float = 1.0) -> list[dict[str, Any]]:
+def feature_list(
+    count_or_names: int | Sequence[str] = 5, *, low: float = 0.0, high: float = 1.0
+) -> list[dict[str, Any]]:
     """Feature entries for a config: ``f0..f{n-1}`` (or the given names) in [low, high]."""
     names = (
         [f"f{i}" for i in range(count_or_names)]
@@ -72,8 +73,7 @@ def engine_for(
         feature_entries = feature_list(features)
     else:
         feature_entries = [
-            {"name": f, "min": 0.0, "max": 1.0} if isinstance(f, str) else dict(f)
-            for f in features
+            {"name": f, "min": 0.0, "max": 1.0} if isinstance(f, str) else dict(f) for f in features
         ]
     mapping = {"features": feature_entries, "chain": [dict(step) for step in chain], **config}
     return Engine.from_config(mapping, base_dir=base_dir, plugins=plugins)

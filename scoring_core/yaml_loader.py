@@ -9,7 +9,7 @@ key paths to line numbers, so schema errors can point at the line.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,8 @@ class _GuardedLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self.alias_count += 1
             if self.alias_count > MAX_ALIASES:
-                event = self.peek_event()
+                peek: Callable[[], Any] = self.peek_event
+                event = peek()
                 raise ConfigError(
                     f"more than {MAX_ALIASES} YAML aliases; a configuration never needs that many "
                     "(this looks like an alias bomb)",
@@ -122,7 +123,9 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[Any, Any]:
         if node.tag != "tag:yaml.org,2002:map":
             raise ConfigError(
-                f"the tag {node.tag!r} is not allowed", file=self.file, line=node.start_mark.line + 1
+                f"the tag {node.tag!r} is not allowed",
+                file=self.file,
+                line=node.start_mark.line + 1,
             )
         self.loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
@@ -213,4 +216,3 @@ def load_yaml_file(path: str | Path) -> LoadedYaml:
     except OSError as exc:
         raise ConfigError(f"cannot read the file ({exc.strerror})", file=str(p)) from None
     return load_yaml_text(text, file=str(p))
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,7 +20,8 @@ class MeanScorer:
 
     def score(self, X: np.ndarray) -> np.ndarray:
         self.calls += 1
-        assert X.dtype == np.float32 and X.flags.c_contiguous
+        assert X.dtype == np.float32
+        assert X.flags.c_contiguous
         return X.mean(axis=1)
 
     def close(self) -> None:
@@ -82,7 +83,7 @@ class OutOfRangeScorer:
 
 
 class FailsOnClose:
-    closed_order: list[str] = []
+    closed_order: ClassVar[list[str]] = []
 
     def __init__(self, ctx: ScorerContext) -> None:
         self.name = ctx.name
@@ -98,7 +99,7 @@ class FailsOnClose:
 class CountingClose:
     """Records close calls in a shared list, to check order and count."""
 
-    log: list[str] = []
+    log: ClassVar[list[str]] = []
     lock = threading.Lock()
 
     def __init__(self, ctx: ScorerContext) -> None:

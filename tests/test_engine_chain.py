@@ -108,9 +108,11 @@ def test_without_output_range_any_finite_value_is_accepted() -> None:
 
 
 def test_exhausted_chain_raises_with_every_step_reason() -> None:
-    with engine_for(chain("broken", "raising"), plugins=[PLUGIN]) as engine:
-        with pytest.raises(ChainExhaustedError) as info:
-            engine.score([0.5] * 5)
+    with (
+        engine_for(chain("broken", "raising"), plugins=[PLUGIN]) as engine,
+        pytest.raises(ChainExhaustedError) as info,
+    ):
+        engine.score([0.5] * 5)
     steps = [f.step for f in info.value.fallbacks]
     assert steps == ["broken_step", "raising_step"]
     assert "model.onnx not found" in str(info.value)
@@ -121,9 +123,11 @@ def test_exhausted_batch_raises_naming_the_first_unscored_row() -> None:
     X = rows(50)
     X[:, 0] = 0.1
     X[7, 0] = 0.9  # only this row is NaN for nan_high, and there is no next step
-    with engine_for(chain("nan_high"), plugins=[PLUGIN]) as engine:
-        with pytest.raises(ChainExhaustedError) as info:
-            engine.score_batch(X)
+    with (
+        engine_for(chain("nan_high"), plugins=[PLUGIN]) as engine,
+        pytest.raises(ChainExhaustedError) as info,
+    ):
+        engine.score_batch(X)
     assert info.value.row == 7
 
 
@@ -194,4 +198,5 @@ def test_score_step_scores_one_step_alone() -> None:
     np.testing.assert_array_equal(run.failed, X[:, 0] > 0.5)
     assert np.isnan(run.scores[run.failed]).all()
     assert unavailable.failed.all()
-    assert unavailable.reason is not None and "model.onnx not found" in unavailable.reason
+    assert unavailable.reason is not None
+    assert "model.onnx not found" in unavailable.reason

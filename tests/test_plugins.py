@@ -87,7 +87,7 @@ def test_strict_plugins_makes_an_import_failure_fatal(
     third_party: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SCORING_STRICT_PLUGINS", "1")
-    with pytest.raises(PluginError, match="'broken' failed to load.*no such backend"):
+    with pytest.raises(PluginError, match=r"'broken' failed to load.*no such backend"):
         PluginHost()
 
 
@@ -129,7 +129,7 @@ class Misspelt:
 
 
 def test_misspelt_hook_name_is_caught() -> None:
-    with pytest.raises(PluginError, match="scoring_register_scorer.*scoring_register_scorers"):
+    with pytest.raises(PluginError, match=r"scoring_register_scorer.*scoring_register_scorers"):
         engine_for([{"name": "m", "scorer": "mean"}], plugins=[Misspelt()])
 
 
