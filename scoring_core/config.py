@@ -58,6 +58,48 @@ class FeatureSpec(BaseModel):
         return self
 
 
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class BreakerConfig(BaseModel):
+    """``circuit_breaker:`` of a step (resilience4j semantics)."""
+
+    model_config = _STRICT
+
+    failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    minimum_calls: Annotated[int, Field(ge=1)] = 20
+    window: Annotated[int, Field(ge=1)] = 100
+    open_seconds: PositiveFloat = 30.0
+    half_open_calls: Annotated[int, Field(ge=1)] = 3
+
+    @model_validator(mode="after")
+    def _check_window(self) -> BreakerConfig:
+        if self.minimum_calls > self.window:
+            raise ValueError(
+                f"minimum_calls ({self.minimum_calls}) is larger than window ({self.window}); "
+                "the breaker could never open"
+            )
+        return self
+
+
+class SelfTestConfig(BaseModel):
+    """``self_test:`` of a step: golden rows and the scores the step must give them."""
+
+    model_config = _STRICT
+
+    rows: Annotated[list[list[FiniteFloat]], Field(min_length=1)]
+    expected: Annotated[list[FiniteFloat], Field(min_length=1)]
+    tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-4
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> SelfTestConfig:
+        if len(self.rows) != len(self.expected):
+            raise ValueError(
+                f"self_test has {len(self.rows)} rows but {len(self.expected)} expected scores"
+            )
+        return self
+
+
 class StepConfig(BaseModel):
     """One step of the chain: a name, the scorer it uses, and that scorer's options."""
 
@@ -66,6 +108,9 @@ class StepConfig(BaseModel):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
     scorer: Annotated[str, Field(min_length=1)]
     options: dict[str, Any] = Field(default_factory=dict)
+    timeout_ms: PositiveFloat | None = None
+    circuit_breaker: BreakerConfig | None = None
+    self_test: SelfTestConfig | None = None
 
 
 class ExhaustedDefault(BaseModel):
@@ -85,6 +130,7 @@ class EngineConfig(BaseModel):
     output_range: tuple[FiniteFloat, FiniteFloat] | None = None
     chain: Annotated[list[StepConfig], Field(min_length=1)]
     on_exhausted: Literal["raise"] | ExhaustedDefault = "raise"
+    deadline_ms: PositiveFloat | None = None
     require: list[str] = Field(default_factory=list)
     plugins: list[str] = Field(default_factory=list)
     disable_plugins: list[str] = Field(default_factory=list)
@@ -94,6 +140,11 @@ class EngineConfig(BaseModel):
         if self.output_range is not None and self.output_range[0] > self.output_range[1]:
             raise ValueError(f"output_range {list(self.output_range)} has low > high")
         names = [step.name for step in self.chain]
+        if self.chain[-1].circuit_breaker is not None:
+            raise ValueError(
+                f"the last step ({self.chain[-1].name!r}) cannot have a circuit_breaker: when it "
+                "is open nothing is left to score; put breakers on the steps before it"
+            )
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"step names must be unique; repeated: {', '.join(duplicates)}")

@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +28,7 @@ from scoring_core.features import FeatureSchema, PreparedBatch
 from scoring_core.plugins import PluginHost, raise_unknown_scorer
 from scoring_core.results import BatchResult, Fallback, ScoreResult, StepFailure
 from scoring_core.steps import Step
+from scoring_core.timeouts import StepTimeoutError, Watchdog
 from scoring_core.yaml_loader import LoadedYaml, format_path, load_yaml_file
 
 __all__ = ["Engine", "StepRun"]
@@ -37,6 +38,15 @@ _BIG = sys.float_info.max
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
 FALLBACK_LOG_INTERVAL_S = 10.0
+
+
+class _SkippedError(Exception):
+    """A step was not called (open circuit, chain deadline passed)."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        self.kind = kind
+        self.reason = reason
+        super().__init__(reason)
 
 
 class _FallbackLog:
@@ -86,8 +96,13 @@ class Engine:
         base_dir: Path,
         source: LoadedYaml | None = None,
         plugins: Sequence[Any] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._closed = False
+        self._clock = clock
+        self._watchdog = Watchdog(clock)
+        self._deadline_ms = config.deadline_ms
+        self._deadline_s = None if config.deadline_ms is None else config.deadline_ms / 1e3
         self._close_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._config = config
@@ -126,11 +141,27 @@ class Engine:
     # -- construction -----------------------------------------------------------------------
 
     @classmethod
-    def from_yaml(cls, path: str | Path, *, plugins: Sequence[Any] = ()) -> Engine:
-        """Build an engine from a YAML file; relative paths resolve against its folder."""
+    def from_yaml(
+        cls,
+        path: str | Path,
+        *,
+        plugins: Sequence[Any] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Engine:
+        """Build an engine from a YAML file; relative paths resolve against its folder.
+
+        ``plugins`` are plugin objects to register besides the entry points; ``clock``
+        (seconds, monotonic) drives circuit breakers and deadlines, and tests move it.
+        """
         source = load_yaml_file(path)
         config = parse_config(source)
-        return cls(config, base_dir=Path(path).resolve().parent, source=source, plugins=plugins)
+        return cls(
+            config,
+            base_dir=Path(path).resolve().parent,
+            source=source,
+            plugins=plugins,
+            clock=clock,
+        )
 
     @classmethod
     def from_config(
@@ -139,11 +170,14 @@ class Engine:
         base_dir: str | Path = ".",
         *,
         plugins: Sequence[Any] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> Engine:
         """Build an engine from a mapping with the same schema as the YAML file."""
         source = LoadedYaml(data=dict(mapping))
         config = parse_config(source)
-        return cls(config, base_dir=Path(base_dir).resolve(), source=None, plugins=plugins)
+        return cls(
+            config, base_dir=Path(base_dir).resolve(), source=None, plugins=plugins, clock=clock
+        )
 
     def _config_error(self, message: str, path: tuple[str | int, ...]) -> ConfigError:
         return ConfigError(
@@ -201,7 +235,14 @@ class Engine:
                 logger=logging.getLogger(f"scoring_core.step.{step_config.name}"),
             )
             steps.append(
-                Step(step_config, registration, context, required=step_config.name in required)
+                Step(
+                    step_config,
+                    registration,
+                    context,
+                    required=step_config.name in required,
+                    clock=self._clock,
+                    chain_deadline=self._deadline_s is not None,
+                )
             )
         return steps
 
@@ -252,6 +293,7 @@ class Engine:
             raise
         fallbacks: list[Fallback] = []
         low, high = self._low, self._high
+        deadline_at = None if self._deadline_s is None else self._clock() + self._deadline_s
         for step in self._steps:
             scorer = step.scorer
             if scorer is None:
@@ -259,10 +301,20 @@ class Engine:
                 continue
             started = time.perf_counter_ns()
             try:
-                out = scorer.score(X)
+                out = (
+                    self._guarded(step, scorer, X, deadline_at)
+                    if step.guarded
+                    else (scorer.score(X))
+                )
+            except _SkippedError as skip:
+                fallbacks.append(self._failed(step, skip.kind, skip.reason, 1))
+                continue
             except Exception as exc:
                 step.stats.record(1, 0, time.perf_counter_ns() - started)
-                fallbacks.append(self._failed(step, "error", _raised(exc), 1))
+                kind = "timeout" if isinstance(exc, StepTimeoutError) else "error"
+                fallbacks.append(self._failed(step, kind, _raised(exc), 1))
+                if step.breaker is not None:
+                    step.breaker.record(True)
                 continue
             elapsed = time.perf_counter_ns() - started
             if type(out) is np.ndarray and (out.shape == (1,) or out.shape == (1, 1)):
@@ -272,8 +324,13 @@ class Engine:
                 if problem is not None:
                     step.stats.record(1, 0, elapsed)
                     fallbacks.append(self._failed(step, "bad_shape", problem, 1))
+                    if step.breaker is not None:
+                        step.breaker.record(True)
                     continue
-            if low <= value <= high:
+            ok = low <= value <= high
+            if step.breaker is not None:
+                step.breaker.record(not ok)
+            if ok:
                 step.stats.record(1, 1, elapsed)
                 return ScoreResult(value, step.name, tuple(fallbacks), defaults_used)
             step.stats.record(1, 0, elapsed)
@@ -283,6 +340,43 @@ class Engine:
         if self._default is None:
             raise ChainExhaustedError(fallbacks, row=0)
         return ScoreResult(self._default, "on_exhausted", tuple(fallbacks), defaults_used)
+
+    def _guarded(self, step: Step, scorer: Any, X: Any, deadline_at: float | None) -> Any:
+        """Call a step that has a breaker, a timeout or a chain deadline to respect.
+
+        Raises :class:`_SkippedError` when the step must not run, StepTimeoutError on overrun.
+        """
+        breaker = step.breaker
+        if breaker is not None and not breaker.allow():
+            raise _SkippedError(
+                "circuit_open", "circuit open: skipped until the breaker half-opens"
+            )
+        budget = step.timeout_s
+        if deadline_at is not None:
+            remaining = deadline_at - self._clock()
+            if remaining <= 0:
+                if breaker is not None:
+                    breaker.record(False)  # a probe that never ran must not stay counted
+                raise _SkippedError(
+                    "deadline", f"skipped: the chain's deadline_ms ({self._deadline_ms:g}) passed"
+                )
+            budget = remaining if budget is None else min(budget, remaining)
+        if budget is None:
+            return scorer.score(X)
+        if step.cancellable:
+            token = scorer.cancel_token()
+            watch = self._watchdog.watch(budget, token, scorer.cancel)
+            try:
+                return scorer.score(X, token)
+            except Exception:
+                if watch.cancelled:
+                    raise StepTimeoutError(budget, cancelled=True) from None
+                raise
+            finally:
+                watch.done = True
+        if step.timeout_s is None:
+            return scorer.score(X)  # a deadline alone never moves a step onto a thread
+        return step.runner().call(scorer.score, X, budget)
 
     def score_batch(self, rows: Any) -> BatchResult:
         """Score many rows (2-D array, sequence of rows, or pandas DataFrame).
@@ -318,6 +412,7 @@ class Engine:
         scorer_index = np.full(n, -1, dtype=np.int16)
         failures: list[StepFailure] = []
         remaining: npt.NDArray[np.intp] = np.arange(n)
+        deadline_at = None if self._deadline_s is None else self._clock() + self._deadline_s
         for step_index, step in enumerate(self._steps):
             if remaining.size == 0:
                 break
@@ -330,22 +425,38 @@ class Engine:
             subset = X if n_in == n else X[remaining]
             started = time.perf_counter_ns()
             try:
-                out = scorer.score(subset)
+                out = (
+                    self._guarded(step, scorer, subset, deadline_at)
+                    if step.guarded
+                    else scorer.score(subset)
+                )
+            except _SkippedError as skip:
+                self._failed(step, skip.kind, skip.reason, n_in)
+                failures.append(StepFailure(step.name, remaining, skip.reason, skip.kind))
+                continue
             except Exception as exc:
-                step.stats.record(int(remaining.size), 0, time.perf_counter_ns() - started)
+                step.stats.record(n_in, 0, time.perf_counter_ns() - started)
                 reason = _raised(exc)
-                self._failed(step, "error", reason, int(remaining.size))
-                failures.append(StepFailure(step.name, remaining, reason, "error"))
+                kind = "timeout" if isinstance(exc, StepTimeoutError) else "error"
+                self._failed(step, kind, reason, n_in)
+                failures.append(StepFailure(step.name, remaining, reason, kind))
+                if step.breaker is not None:
+                    step.breaker.record(True)
                 continue
             elapsed = time.perf_counter_ns() - started
-            values, problem = _batch_values(out, int(remaining.size))
+            values, problem = _batch_values(out, n_in)
             if problem is not None or values is None:
-                step.stats.record(int(remaining.size), 0, elapsed)
+                step.stats.record(n_in, 0, elapsed)
                 reason = problem or "bad output"
-                self._failed(step, "bad_shape", reason, int(remaining.size))
+                self._failed(step, "bad_shape", reason, n_in)
                 failures.append(StepFailure(step.name, remaining, reason, "bad_shape"))
+                if step.breaker is not None:
+                    step.breaker.record(True)
                 continue
-            if _MIN(values) >= self._low and _MAX(values) <= self._high:  # NaN fails both
+            all_ok = bool(_MIN(values) >= self._low and _MAX(values) <= self._high)
+            if step.breaker is not None:
+                step.breaker.record(not all_ok)
+            if all_ok:  # NaN fails both comparisons
                 if remaining.size == n:
                     scores[:] = values
                     scorer_index[:] = step_index
@@ -496,6 +607,7 @@ class Engine:
             if self._closed and all(step.closed for step in self._steps):
                 return
             self._closed = True
+            self._watchdog.stop()
             errors: list[Exception] = []
             for step in reversed(self._steps):
                 error = step.close()

@@ -6,14 +6,17 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from scoring_core.breaker import CircuitBreaker
 from scoring_core.config import StepConfig
 from scoring_core.context import ScorerContext
 from scoring_core.plugins import ScorerRegistration
+from scoring_core.timeouts import ThreadedRunner, is_cancellable
 
 __all__ = ["READY", "UNAVAILABLE", "Step", "StepStats"]
 
@@ -83,6 +86,8 @@ class Step:
         context: ScorerContext,
         *,
         required: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        chain_deadline: bool = False,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -95,6 +100,29 @@ class Step:
         self.load_seconds = 0.0
         self.reload_error: str | None = None
         self.closed = False
+        self.timeout_s = None if config.timeout_ms is None else config.timeout_ms / 1e3
+        breaker = config.circuit_breaker
+        self.breaker = (
+            None
+            if breaker is None
+            else CircuitBreaker(
+                failure_rate=breaker.failure_rate,
+                minimum_calls=breaker.minimum_calls,
+                window=breaker.window,
+                open_seconds=breaker.open_seconds,
+                half_open_calls=breaker.half_open_calls,
+                clock=clock,
+            )
+        )
+        self.guarded = self.timeout_s is not None or self.breaker is not None or chain_deadline
+        self.cancellable = False
+        self._runner: ThreadedRunner | None = None
+
+    def runner(self) -> ThreadedRunner:
+        """The worker threads of a non-cancellable step with a timeout (made on first use)."""
+        if self._runner is None:
+            self._runner = ThreadedRunner(self.name)
+        return self._runner
 
     @property
     def status(self) -> str:
@@ -114,13 +142,45 @@ class Step:
                 f"scorer {self.registration.name!r} built an object without a score(X) method",
                 time.perf_counter() - started,
             )
+        problem = self._self_test(scorer)
+        if problem is not None:
+            close_scorer(scorer, self.name)
+            return LoadOutcome(None, problem, time.perf_counter() - started)
         return LoadOutcome(scorer, None, time.perf_counter() - started)
+
+    def _self_test(self, scorer: Any) -> str | None:
+        """Score the configured golden rows; describe the misses, or None when all pass."""
+        test = self.config.self_test
+        if test is None:
+            return None
+        width = len(self.context.feature_names)
+        rows = np.asarray(test.rows, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != width:
+            return f"self_test rows must each have {width} values (the features, in order)"
+        try:
+            got = np.asarray(scorer.score(np.ascontiguousarray(rows)), dtype=np.float64)
+            got = got.reshape(rows.shape[0])
+        except Exception as exc:
+            return f"self_test: scoring the golden rows raised {type(exc).__name__}: {exc}"
+        expected = np.asarray(test.expected, dtype=np.float64)
+        misses = np.flatnonzero(~(np.abs(got - expected) <= test.tolerance))
+        if misses.size == 0:
+            return None
+        shown = ", ".join(
+            f"row {i}: expected {expected[i]:.6g}, got {got[i]:.6g}" for i in misses[:5]
+        )
+        more = f" and {misses.size - 5} more" if misses.size > 5 else ""
+        return (
+            f"self_test failed for {misses.size} of {rows.shape[0]} golden rows "
+            f"(tolerance {test.tolerance:g}): {shown}{more}"
+        )
 
     def load(self) -> None:
         """Load the scorer; a failure leaves the step unavailable with its reason."""
         outcome = self._load_new()
         self.scorer, self.reason = outcome.scorer, outcome.reason
         self.load_seconds = outcome.seconds
+        self.cancellable = is_cancellable(outcome.scorer)
         if outcome.scorer is None:
             logger.warning(
                 "step %r (scorer %r) is unavailable: %s",
@@ -154,6 +214,7 @@ class Step:
             )
             return None
         old = self.scorer
+        self.cancellable = is_cancellable(outcome.scorer)
         self.scorer, self.reason, self.load_seconds = outcome.scorer, None, outcome.seconds
         self.reload_error = None
         return old
@@ -163,6 +224,8 @@ class Step:
         if self.closed:
             return None
         self.closed = True
+        if self._runner is not None:
+            self._runner.shutdown()
         scorer, self.scorer = self.scorer, None
         if scorer is not None and self.reason is None:
             self.reason = "closed"
@@ -183,6 +246,11 @@ class Step:
         }
         if self.reload_error:
             data["last_reload_error"] = self.reload_error
+        if self.timeout_s is not None:
+            data["timeout_ms"] = self.timeout_s * 1e3
+            data["cancellable"] = self.cancellable
+        if self.breaker is not None:
+            data["circuit_breaker"] = self.breaker.snapshot()
         scorer = self.scorer
         describe = getattr(scorer, "describe", None)
         if callable(describe):

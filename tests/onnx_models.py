@@ -23,6 +23,7 @@ __all__ = [
     "write_int64_input_model",
     "write_linear_model",
     "write_nan_above_model",
+    "write_slow_model",
     "write_two_input_model",
     "write_weights",
 ]
@@ -188,3 +189,32 @@ def write_weights(path: Path, n_features: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(mean_weights(n_features).astype("<f4").tobytes())
     return path
+
+
+def write_slow_model(path: Path, n_features: int, *, width: int = 1024, layers: int = 60) -> Path:
+    """A model that takes tens of milliseconds a row: many wide MatMuls in sequence.
+
+    Its output is a sigmoid, so in [0, 1]; onnxruntime checks ``RunOptions.terminate``
+    between nodes, so a watchdog can stop it part-way.
+    """
+    rng = np.random.default_rng(0)
+    nodes = []
+    initializers = [numpy_helper.from_array(
+        (rng.standard_normal((n_features, width)) * 0.01).astype(np.float32), "w_in")]
+    nodes.append(helper.make_node("MatMul", ["x", "w_in"], ["h0"]))
+    square = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+    initializers.append(numpy_helper.from_array(square, "w_sq"))
+    for i in range(layers):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w_sq"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
+    initializers.append(numpy_helper.from_array(np.ones((width, 1), np.float32) / width, "w_out"))
+    nodes.append(helper.make_node("MatMul", [f"h{layers}", "w_out"], ["z"]))
+    nodes.append(helper.make_node("Sigmoid", ["z"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [BATCH, n_features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH, 1])],
+        initializer=initializers,
+    )
+    return _save(graph, path)

@@ -45,6 +45,7 @@ class OnnxScorer:
         names_checked = check_feature_names(metadata, ctx.feature_names, path)
 
         self._session: Any = session
+        self._run_options_type: Any = ort.RunOptions
         self._input_name = signature.input_name
         self._output_names = [signature.output_name]
         self._chunk_rows = signature.fixed_batch or options.max_batch_rows
@@ -120,6 +121,14 @@ class OnnxScorer:
             result = session.run(self._output_names, {self._input_name: part}, run_options)[0]
             scores[start : start + part.shape[0]] = _one_per_row(result, part.shape[0])
         return scores
+
+    def cancel_token(self) -> Any:
+        """A fresh ``onnxruntime.RunOptions`` for one call (the engine's timeout protocol)."""
+        return self._run_options_type()
+
+    def cancel(self, token: Any) -> None:
+        """Stop the call that was given ``token``: onnxruntime checks it between nodes."""
+        token.terminate = True
 
     def describe(self) -> dict[str, Any]:
         """What was loaded, as a JSON-serialisable dict for the engine's diagnostics."""
