@@ -54,6 +54,7 @@ HIDDEN_LAYERS = (128, 64)
 
 META_FEATURE_NAMES = "scoring_core.feature_names"
 META_MODEL_VERSION = "scoring_core.model_version"
+META_SELF_TEST = "scoring_core.self_test"
 META_PREPROCESSING = "scoring_core.preprocessing"
 META_TRAINING_METRICS = "scoring_core.training_metrics"
 
@@ -332,11 +333,27 @@ def export_onnx(model: TrainedModel, feature_names: Sequence[str]) -> onnx.Model
     return onx
 
 
+def golden_rows(onx: onnx.ModelProto, X_held_out: np.ndarray, rows: int = 8) -> dict[str, Any]:
+    """Held-out rows and the exported model's own scores for them: the load-time self-test.
+
+    The engine's onnx scorer scores these at every load and refuses the model when it
+    answers differently (a damaged file, or an onnxruntime build that computes otherwise).
+    """
+    X = np.ascontiguousarray(X_held_out[:rows], dtype=np.float32)
+    expected = onnx_predict(onx, X)
+    return {
+        "rows": [[float(v) for v in row] for row in X],
+        "expected": [float(v) for v in expected],
+        "tolerance": 1e-5,
+    }
+
+
 def set_metadata(
     onx: onnx.ModelProto,
     feature_names: Sequence[str],
     preprocessing: str,
     training_metrics: dict[str, Any],
+    self_test: dict[str, Any] | None = None,
 ) -> None:
     """Write the scoring_core.* metadata_props the engine reads (replacing any present)."""
     props = {
@@ -345,6 +362,8 @@ def set_metadata(
         META_PREPROCESSING: preprocessing,
         META_TRAINING_METRICS: json.dumps(training_metrics, sort_keys=True),
     }
+    if self_test is not None:
+        props[META_SELF_TEST] = json.dumps(self_test)
     del onx.metadata_props[:]
     helper.set_model_props(onx, props)
 
@@ -552,7 +571,13 @@ def run_training(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     onx = export_onnx(model, names)
     fresh_seed = args.seed + 1000 if args.fresh_seed is None else args.fresh_seed
     ev = evaluate(onx, model, X[fit_rows:], y_clean[fit_rows:], args.fresh_rows, fresh_seed)
-    set_metadata(onx, names, preprocessing_description(model), ev.as_metadata())
+    set_metadata(
+        onx,
+        names,
+        preprocessing_description(model),
+        ev.as_metadata(),
+        golden_rows(onx, X[fit_rows:]),
+    )
 
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / MODEL_FILENAME

@@ -100,6 +100,14 @@ class SelfTestConfig(BaseModel):
         return self
 
 
+class WatchConfig(BaseModel):
+    """``watch:``: reload a step when its scorer's files change on disk."""
+
+    model_config = _STRICT
+
+    interval_s: Annotated[float, Field(ge=0.05, allow_inf_nan=False)] = 2.0
+
+
 class StepConfig(BaseModel):
     """One step of the chain: a name, the scorer it uses, and that scorer's options."""
 
@@ -131,6 +139,7 @@ class EngineConfig(BaseModel):
     chain: Annotated[list[StepConfig], Field(min_length=1)]
     on_exhausted: Literal["raise"] | ExhaustedDefault = "raise"
     deadline_ms: PositiveFloat | None = None
+    watch: WatchConfig | None = None
     require: list[str] = Field(default_factory=list)
     plugins: list[str] = Field(default_factory=list)
     disable_plugins: list[str] = Field(default_factory=list)

@@ -27,8 +27,9 @@ from scoring_core.errors import ChainExhaustedError, ConfigError, EngineClosedEr
 from scoring_core.features import FeatureSchema, PreparedBatch
 from scoring_core.plugins import PluginHost, raise_unknown_scorer
 from scoring_core.results import BatchResult, Fallback, ScoreResult, StepFailure
-from scoring_core.steps import Step
+from scoring_core.steps import Step, close_scorer
 from scoring_core.timeouts import StepTimeoutError, Watchdog
+from scoring_core.watch import FileWatcher
 from scoring_core.yaml_loader import LoadedYaml, format_path, load_yaml_file
 
 __all__ = ["Engine", "StepRun"]
@@ -135,6 +136,12 @@ class Engine:
         for step in self._steps:
             step.load()
         self._refuse_without_required()
+        self._reload_lock = threading.Lock()
+        self._watcher: FileWatcher | None = None
+        if config.watch is not None:
+            self._watcher = FileWatcher(
+                self._steps, lambda name: self.reload(name)[name], config.watch.interval_s
+            )
         for error in self._host.call_each("scoring_engine_started", engine=self):
             logger.error("scoring_engine_started failed: %s", error)
 
@@ -549,30 +556,35 @@ class Engine:
 
     # -- reload, diagnostics, close ---------------------------------------------------------
 
-    def reload(self) -> dict[str, str]:
-        """Reload every step; a step whose new load fails keeps its old scorer.
+    def reload(self, step: str | None = None) -> dict[str, str]:
+        """Reload every step (or the one named); a step whose new load fails keeps its old scorer.
 
+        The new scorer is built and checked (and self-tested) beside the old one, then
+        swapped in; calls already running finish on the scorer they started with.
         Returns, per step, ``"reloaded"`` or ``"kept old: <reason>"`` (or
         ``"unavailable: <reason>"`` when there was no old scorer).
         """
         if self._closed:
             raise EngineClosedError()
+        if step is not None and step not in self._step_names:
+            raise KeyError(f"no step {step!r}; steps: {', '.join(self._step_names)}")
         outcome: dict[str, str] = {}
         errors: list[Exception] = []
-        from scoring_core.steps import close_scorer
-
-        for step in self._steps:
-            had_scorer = step.scorer is not None
-            old = step.reload()
-            if step.reload_error is None:
-                outcome[step.name] = "reloaded"
-                error = close_scorer(old, step.name)
-                if error is not None:
-                    errors.append(error)
-            elif had_scorer:
-                outcome[step.name] = f"kept old: {step.reload_error}"
-            else:
-                outcome[step.name] = f"unavailable: {step.reload_error}"
+        with self._reload_lock:
+            for candidate in self._steps:
+                if step is not None and candidate.name != step:
+                    continue
+                had_scorer = candidate.scorer is not None
+                old = candidate.reload()
+                if candidate.reload_error is None:
+                    outcome[candidate.name] = "reloaded"
+                    error = close_scorer(old, candidate.name)
+                    if error is not None:
+                        errors.append(error)
+                elif had_scorer:
+                    outcome[candidate.name] = f"kept old: {candidate.reload_error}"
+                else:
+                    outcome[candidate.name] = f"unavailable: {candidate.reload_error}"
         if errors:
             raise ExceptionGroup("closing the replaced scorers failed", errors)
         return outcome
@@ -591,6 +603,10 @@ class Engine:
                 "output_range": list(self.output_range) if self.output_range else None,
                 "on_exhausted": "raise" if self._default is None else {"score": self._default},
                 "require": list(self._config.require),
+                "deadline_ms": self._deadline_ms,
+                "watch": None
+                if self._watcher is None
+                else {"interval_s": self._watcher.interval_s, "reloads": self._watcher.reloads},
                 **counters,
             },
             "steps": steps,
@@ -608,6 +624,8 @@ class Engine:
                 return
             self._closed = True
             self._watchdog.stop()
+            if self._watcher is not None:
+                self._watcher.stop()
             errors: list[Exception] = []
             for step in reversed(self._steps):
                 error = step.close()

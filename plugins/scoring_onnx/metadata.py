@@ -4,6 +4,8 @@ Keys (all optional; values are strings, as ONNX metadata requires):
 
 ``scoring_core.feature_names``  JSON array of the input columns' names, in order; checked
 ``scoring_core.model_version``  free-form version string; reported in diagnostics
+``scoring_core.self_test``      JSON ``{"rows": [[...]], "expected": [...], "tolerance": t}``:
+                                golden rows the model must score within ``t`` at every load
 other ``scoring_core.*`` keys   reported in diagnostics as they are
 """
 
@@ -19,13 +21,44 @@ __all__ = [
     "FEATURE_NAMES_KEY",
     "METADATA_PREFIX",
     "MODEL_VERSION_KEY",
+    "SELF_TEST_KEY",
     "check_feature_names",
+    "golden_rows",
     "scoring_metadata",
 ]
 
 METADATA_PREFIX = "scoring_core."
 FEATURE_NAMES_KEY = "scoring_core.feature_names"
 MODEL_VERSION_KEY = "scoring_core.model_version"
+SELF_TEST_KEY = "scoring_core.self_test"
+
+
+def golden_rows(
+    metadata: Mapping[str, str], width: int, path: Path
+) -> tuple[list[list[float]], list[float], float] | None:
+    """The model's embedded self-test (rows, expected, tolerance), or None if it has none."""
+    raw = metadata.get(SELF_TEST_KEY)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+        rows = [[float(v) for v in row] for row in data["rows"]]
+        expected = [float(v) for v in data["expected"]]
+        tolerance = float(data.get("tolerance", 1e-5))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise OnnxLoadError(
+            f"model {path} has unreadable {SELF_TEST_KEY} metadata ({type(exc).__name__}: "
+            f'{exc}); it must be JSON {{"rows": [[...]], "expected": [...], '
+            '"tolerance": t}; re-export the model',
+            path=path,
+        ) from None
+    if len(rows) != len(expected) or any(len(row) != width for row in rows):
+        raise OnnxLoadError(
+            f"model {path}: {SELF_TEST_KEY} needs one expected score per row and {width} "
+            "values per row; re-export the model",
+            path=path,
+        )
+    return rows, expected, tolerance
 
 
 def scoring_metadata(metadata: Mapping[str, str]) -> dict[str, str]:

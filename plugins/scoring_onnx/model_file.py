@@ -74,6 +74,26 @@ def check_model_file(path: Path, *, sha256: str | None, max_bytes: int) -> Model
     )
 
 
+def check_custom_op_library(path: Path, sha256: str) -> Path:
+    """A custom-op library is loaded only when its bytes hash to the pinned sha256."""
+    try:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise OnnxLoadError(
+            f"custom-op library {path} cannot be read ({exc.strerror}); check "
+            "`custom_op_libraries` in the step's options",
+            path=path,
+        ) from None
+    if actual != sha256.lower():
+        raise OnnxLoadError(
+            f"custom-op library {path} has sha256 {actual}, but the step's options allow only "
+            f"sha256 {sha256.lower()}; native code is loaded only when it is exactly the "
+            "allow-listed file",
+            path=path,
+        )
+    return path
+
+
 def _check_size(path: Path, max_bytes: int) -> int:
     if not path.exists():
         raise OnnxLoadError(

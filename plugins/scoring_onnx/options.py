@@ -11,12 +11,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_MODEL_BYTES", "OnnxOptions"]
+__all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_MODEL_BYTES", "CustomOpLibrary", "OnnxOptions"]
 
 DEFAULT_MAX_BATCH_ROWS = 65_536
 DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024
 
 GraphOptimizationLevel = Literal["disable", "basic", "extended", "all"]
+
+
+class CustomOpLibrary(BaseModel):
+    """A custom-operator library the model may load, allowed only by its SHA-256."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    path: str = Field(min_length=1, description="Path of the shared library (.so/.dll).")
+    sha256: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Required SHA-256 of the library; any other file is refused.",
+    )
 
 
 class OnnxOptions(BaseModel):
@@ -65,6 +77,16 @@ class OnnxOptions(BaseModel):
         gt=0,
         description="Largest model (file plus external data) the step will load.",
     )
+
+    custom_op_libraries: tuple[CustomOpLibrary, ...] = Field(
+        default=(),
+        description="Custom-op libraries to register, each pinned by sha256; none by default.",
+    )
+
+    @field_validator("custom_op_libraries", mode="before")
+    @classmethod
+    def _libraries_from_list(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
 
     @field_validator("model", mode="before")
     @classmethod

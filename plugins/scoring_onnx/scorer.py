@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from scoring_core.context import ScorerContext
-from scoring_onnx.errors import ScorerClosedError
-from scoring_onnx.metadata import MODEL_VERSION_KEY, check_feature_names, scoring_metadata
-from scoring_onnx.model_file import check_model_file
+from scoring_onnx.errors import OnnxLoadError, ScorerClosedError
+from scoring_onnx.metadata import (
+    MODEL_VERSION_KEY,
+    check_feature_names,
+    golden_rows,
+    scoring_metadata,
+)
+from scoring_onnx.model_file import check_custom_op_library, check_model_file
 from scoring_onnx.options import OnnxOptions
 from scoring_onnx.session import create_session, import_onnxruntime
 from scoring_onnx.signature import check_signature
@@ -38,14 +44,19 @@ class OnnxScorer:
         model_file = check_model_file(
             path, sha256=options.sha256, max_bytes=options.max_model_bytes
         )
+        libraries = [
+            check_custom_op_library(ctx.resolve_path(lib.path), lib.sha256)
+            for lib in options.custom_op_libraries
+        ]
         ort = import_onnxruntime()
-        session, providers = create_session(ort, path, options)
+        session, providers = create_session(ort, path, options, libraries)
         signature = check_signature(session, len(ctx.feature_names), path)
         metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
         names_checked = check_feature_names(metadata, ctx.feature_names, path)
 
         self._session: Any = session
         self._run_options_type: Any = ort.RunOptions
+        self._files = (path, *model_file.external_files)
         self._input_name = signature.input_name
         self._output_names = [signature.output_name]
         self._chunk_rows = signature.fixed_batch or options.max_batch_rows
@@ -73,6 +84,7 @@ class OnnxScorer:
             "inter_op_threads": options.inter_op_threads,
             "graph_optimization_level": options.graph_optimization_level,
         }
+        self._description["self_test"] = self._run_self_test(metadata, len(ctx.feature_names), path)
         if providers.dropped:
             ctx.logger.warning(
                 "%s: onnxruntime dropped requested provider(s) %s; running on %s",
@@ -121,6 +133,31 @@ class OnnxScorer:
             result = session.run(self._output_names, {self._input_name: part}, run_options)[0]
             scores[start : start + part.shape[0]] = _one_per_row(result, part.shape[0])
         return scores
+
+    def _run_self_test(self, metadata: dict[str, str], width: int, path: Path) -> str:
+        """Score the golden rows the model carries; refuse the model if it misses them."""
+        golden = golden_rows(metadata, width, path)
+        if golden is None:
+            return "none in the model"
+        rows, expected, tolerance = golden
+        got = self.score(np.asarray(rows, dtype=np.float32)).astype(np.float64)
+        misses = [
+            f"row {i}: expected {want:.6g}, got {have:.6g}"
+            for i, (want, have) in enumerate(zip(expected, got.tolist(), strict=True))
+            if not abs(want - have) <= tolerance
+        ]
+        if misses:
+            raise OnnxLoadError(
+                f"model {path} failed its self-test: {len(misses)} of {len(rows)} golden rows "
+                f"differ by more than {tolerance:g} ({'; '.join(misses[:5])}). The file or the "
+                "onnxruntime build gives other answers than when the model was exported.",
+                path=path,
+            )
+        return f"passed ({len(rows)} rows, tolerance {tolerance:g})"
+
+    def watched_files(self) -> tuple[Path, ...]:
+        """The model file and its external data, for the engine's ``watch:``."""
+        return self._files
 
     def cancel_token(self) -> Any:
         """A fresh ``onnxruntime.RunOptions`` for one call (the engine's timeout protocol)."""

@@ -7,6 +7,7 @@ and works where onnxruntime is not installed.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,13 @@ def import_onnxruntime() -> Any:
         ) from exc
 
 
-def create_session(ort: Any, path: Path, options: OnnxOptions) -> tuple[Any, ProviderReport]:
-    """Build an InferenceSession from the file path (so external data resolves)."""
+def create_session(
+    ort: Any, path: Path, options: OnnxOptions, libraries: Sequence[Path] = ()
+) -> tuple[Any, ProviderReport]:
+    """Build an InferenceSession from the file path (so external data resolves).
+
+    ``libraries`` are custom-op libraries already checked against their pinned sha256.
+    """
     available = tuple(ort.get_available_providers())
     requested = options.providers
     unavailable = tuple(p for p in requested if p not in available)
@@ -58,9 +64,10 @@ def create_session(ort: Any, path: Path, options: OnnxOptions) -> tuple[Any, Pro
     # leave it out ourselves and report it as dropped instead.
     passed = [p for p in requested if p in available] or ["CPUExecutionProvider"]
     try:
-        session = ort.InferenceSession(
-            str(path), sess_options=_session_options(ort, options), providers=passed
-        )
+        session_options = _session_options(ort, options)
+        for library in libraries:
+            session_options.register_custom_ops_library(str(library))
+        session = ort.InferenceSession(str(path), sess_options=session_options, providers=passed)
     except Exception as exc:
         reason = str(exc).strip()
         raise OnnxLoadError(
