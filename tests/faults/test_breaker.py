@@ -43,10 +43,17 @@ class Switch:
 
 
 PLUGIN = scorer_plugin("switch", Switch, constant=ConstantScorer)
-BREAKER = {"failure_rate": 0.5, "minimum_calls": 4, "window": 10, "open_seconds": 30,
-           "half_open_calls": 2}
-CHAIN = [{"name": "model", "scorer": "switch", "circuit_breaker": BREAKER},
-         {"name": "formula", "scorer": "constant"}]
+BREAKER = {
+    "failure_rate": 0.5,
+    "minimum_calls": 4,
+    "window": 10,
+    "open_seconds": 30,
+    "half_open_calls": 2,
+}
+CHAIN = [
+    {"name": "model", "scorer": "switch", "circuit_breaker": BREAKER},
+    {"name": "formula", "scorer": "constant"},
+]
 ROW = [0.5] * 5
 
 
@@ -163,8 +170,9 @@ def test_a_breaker_on_the_last_step_is_a_config_error() -> None:
 
 def test_breaker_unit_transitions() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(failure_rate=0.5, minimum_calls=2, window=4, open_seconds=10,
-                             half_open_calls=1, clock=clock)
+    breaker = CircuitBreaker(
+        failure_rate=0.5, minimum_calls=2, window=4, open_seconds=10, half_open_calls=1, clock=clock
+    )
     for outcome in (False, False, True):
         assert breaker.allow()
         breaker.record(outcome)

@@ -52,8 +52,10 @@ PLUGIN = scorer_plugin("sleeper", Sleeper, waiter=CancellableWaiter, constant=Co
 
 
 def test_a_cancellable_step_is_cancelled_and_the_row_falls_back() -> None:
-    chain = [{"name": "model", "scorer": "waiter", "timeout_ms": 50},
-             {"name": "formula", "scorer": "constant"}]
+    chain = [
+        {"name": "model", "scorer": "waiter", "timeout_ms": 50},
+        {"name": "formula", "scorer": "constant"},
+    ]
     with engine_for(chain, plugins=[PLUGIN]) as engine:
         started = time.perf_counter()
         result = engine.score([0.5] * 5)
@@ -73,8 +75,10 @@ def test_a_fast_cancellable_call_is_not_cancelled() -> None:
             return np.full(X.shape[0], 0.9)
 
     plugin = scorer_plugin("quick", Quick, constant=ConstantScorer)
-    chain = [{"name": "model", "scorer": "quick", "timeout_ms": 200},
-             {"name": "formula", "scorer": "constant"}]
+    chain = [
+        {"name": "model", "scorer": "quick", "timeout_ms": 200},
+        {"name": "formula", "scorer": "constant"},
+    ]
     with engine_for(chain, plugins=[plugin]) as engine:
         results = [engine.score([0.5] * 5) for _ in range(50)]
         time.sleep(0.3)  # let the watchdog pass every deadline
@@ -83,9 +87,10 @@ def test_a_fast_cancellable_call_is_not_cancelled() -> None:
 
 
 def test_a_non_cancellable_step_is_abandoned_and_its_late_result_dropped() -> None:
-    chain = [{"name": "model", "scorer": "sleeper", "options": {"sleep_s": 0.5},
-              "timeout_ms": 50},
-             {"name": "formula", "scorer": "constant"}]
+    chain = [
+        {"name": "model", "scorer": "sleeper", "options": {"sleep_s": 0.5}, "timeout_ms": 50},
+        {"name": "formula", "scorer": "constant"},
+    ]
     with engine_for(chain, plugins=[PLUGIN]) as engine:
         started = time.perf_counter()
         result = engine.score([0.5] * 5)
@@ -100,8 +105,10 @@ def test_a_non_cancellable_step_is_abandoned_and_its_late_result_dropped() -> No
 
 
 def test_a_batch_that_times_out_moves_every_row_to_the_next_step() -> None:
-    chain = [{"name": "model", "scorer": "waiter", "timeout_ms": 30},
-             {"name": "formula", "scorer": "constant"}]
+    chain = [
+        {"name": "model", "scorer": "waiter", "timeout_ms": 30},
+        {"name": "formula", "scorer": "constant"},
+    ]
     with engine_for(chain, plugins=[PLUGIN]) as engine:
         batch = engine.score_batch(np.full((20, 5), 0.5, dtype=np.float32))
     assert set(batch.scorers) == {"formula"}
@@ -123,9 +130,11 @@ def test_steps_without_timeout_never_use_a_thread() -> None:
 
 
 def test_chain_deadline_skips_steps_once_it_has_passed() -> None:
-    chain = [{"name": "slow", "scorer": "sleeper", "options": {"sleep_s": 0.05}},
-             {"name": "model", "scorer": "waiter"},
-             {"name": "formula", "scorer": "constant"}]
+    chain = [
+        {"name": "slow", "scorer": "sleeper", "options": {"sleep_s": 0.05}},
+        {"name": "model", "scorer": "waiter"},
+        {"name": "formula", "scorer": "constant"},
+    ]
     config = {"deadline_ms": 20, "on_exhausted": {"score": 0.5}}
     with engine_for(chain, plugins=[PLUGIN], **config) as engine:
         result = engine.score([0.5] * 5)
@@ -142,9 +151,10 @@ def test_chain_deadline_skips_steps_once_it_has_passed() -> None:
 
 def test_onnx_run_is_cancelled_through_run_options(tmp_path: Path) -> None:
     model = write_slow_model(tmp_path / "slow.onnx", 5)
-    chain = [{"name": "neural", "scorer": "onnx", "timeout_ms": 50,
-              "options": {"model": str(model)}},
-             {"name": "formula", "scorer": "constant"}]
+    chain = [
+        {"name": "neural", "scorer": "onnx", "timeout_ms": 50, "options": {"model": str(model)}},
+        {"name": "formula", "scorer": "constant"},
+    ]
     X = np.full((256, 5), 0.5, dtype=np.float32)
     with engine_for(chain, plugins=[PLUGIN]) as engine:
         started = time.perf_counter()
@@ -160,5 +170,6 @@ def test_timeout_must_be_positive(timeout_ms: int) -> None:
     from scoring_core import ConfigError
 
     with pytest.raises(ConfigError, match=r"chain\[0\].timeout_ms"):
-        engine_for([{"name": "m", "scorer": "constant", "timeout_ms": timeout_ms}],
-                   plugins=[PLUGIN])
+        engine_for(
+            [{"name": "m", "scorer": "constant", "timeout_ms": timeout_ms}], plugins=[PLUGIN]
+        )
