@@ -55,6 +55,11 @@ class OnnxScorer:
         names_checked = check_feature_names(metadata, ctx.feature_names, path)
 
         self._session: Any = session
+        # InferenceSession.run re-validates the feed's names on every call; the signature
+        # was checked once above, so call the native run with the same arguments when
+        # this onnxruntime exposes it (it does from 1.x on), and the public one otherwise.
+        native: Any = getattr(session, "_sess", None)
+        self._run: Any = native.run if callable(getattr(native, "run", None)) else session.run
         self._run_options_type: Any = ort.RunOptions
         self._files = (path, *model_file.external_files)
         self._input_name = signature.input_name
@@ -117,20 +122,20 @@ class OnnxScorer:
         ``run_options`` is an ``onnxruntime.RunOptions`` passed to every onnxruntime call
         of this batch (setting its ``terminate`` cancels the rest of the batch).
         """
-        session = self._session
-        if session is None:
+        run = self._run  # taken once: a call in flight finishes even if close() runs meanwhile
+        if run is None:
             raise ScorerClosedError(
                 f"the onnx scorer of step {self.name!r} is closed; it cannot score any more"
             )
         n = X.shape[0]
         chunk = self._chunk_rows
         if 0 < n <= chunk:
-            result = session.run(self._output_names, {self._input_name: X}, run_options)[0]
+            result = run(self._output_names, {self._input_name: X}, run_options)[0]
             return _one_per_row(result, n)
         scores = np.empty(n, dtype=self._output_dtype)
         for start in range(0, n, chunk):
             part = X[start : start + chunk]
-            result = session.run(self._output_names, {self._input_name: part}, run_options)[0]
+            result = run(self._output_names, {self._input_name: part}, run_options)[0]
             scores[start : start + part.shape[0]] = _one_per_row(result, part.shape[0])
         return scores
 
@@ -175,6 +180,7 @@ class OnnxScorer:
 
     def close(self) -> None:
         """Release the session; later ``score`` calls raise :class:`ScorerClosedError`."""
+        self._run = None
         self._session = None
 
 

@@ -68,17 +68,16 @@ def linear_model(tmp_path: Path) -> Path:
     return write_linear_model(tmp_path / "model.onnx", F, feature_names=NAMES, model_version="7")
 
 
-@pytest.fixture
-def count_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count InferenceSession.run calls (rows per call)."""
+def count_runs(scorer: Any) -> list[int]:
+    """Count the scorer's onnxruntime run calls (rows per call) from now on."""
     calls: list[int] = []
-    original = onnxruntime.InferenceSession.run
+    original = scorer._run
 
-    def run(self: Any, output_names: Any, feed: dict[str, np.ndarray], *args: Any) -> Any:
+    def run(output_names: Any, feed: dict[str, np.ndarray], *args: Any) -> Any:
         calls.append(next(iter(feed.values())).shape[0])
-        return original(self, output_names, feed, *args)
+        return original(output_names, feed, *args)
 
-    monkeypatch.setattr(onnxruntime.InferenceSession, "run", run)
+    scorer._run = run
     return calls
 
 
@@ -199,13 +198,12 @@ def test_linear_model_scores_match_numpy(tmp_path: Path) -> None:
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_zero_rows_return_empty_scores_without_calling_onnxruntime(
-    linear_model: Path, count_runs: list[int]
-) -> None:
+def test_zero_rows_return_empty_scores_without_calling_onnxruntime(linear_model: Path) -> None:
     scorer = make_scorer(linear_model.parent, model=linear_model.name)
+    runs = count_runs(scorer)
     scores = scorer.score(np.empty((0, F), dtype=np.float32))
     assert scores.shape == (0,)
-    assert count_runs == []
+    assert runs == []
 
 
 @pytest.mark.parametrize("output_rank", [1, 2])
@@ -221,25 +219,22 @@ def test_outputs_of_shape_n_and_n_by_1_give_one_score_per_row(
     assert scorer.describe()["output"]["shape"] == ["batch", 1][:output_rank]
 
 
-def test_batches_split_by_max_batch_rows_give_identical_scores(
-    linear_model: Path, count_runs: list[int]
-) -> None:
+def test_batches_split_by_max_batch_rows_give_identical_scores(linear_model: Path) -> None:
     X = rows(50)
     whole = make_scorer(linear_model.parent, model=linear_model.name).score(X)
     split = make_scorer(linear_model.parent, model=linear_model.name, max_batch_rows=7)
-    count_runs.clear()
+    runs = count_runs(split)
     np.testing.assert_array_equal(split.score(X), whole)
-    assert count_runs == [7] * 7 + [1]
+    assert runs == [7] * 7 + [1]
 
 
-def test_model_with_batch_dimension_fixed_at_one_is_run_row_by_row(
-    tmp_path: Path, count_runs: list[int]
-) -> None:
+def test_model_with_batch_dimension_fixed_at_one_is_run_row_by_row(tmp_path: Path) -> None:
     write_linear_model(tmp_path / "m.onnx", F, batch_dim=1)
     scorer = make_scorer(tmp_path, model="m.onnx")
+    runs = count_runs(scorer)
     X = rows(3)
     np.testing.assert_allclose(scorer.score(X), X.mean(axis=1), rtol=1e-5)
-    assert count_runs == [1, 1, 1]
+    assert runs == [1, 1, 1]
 
 
 def test_model_with_batch_dimension_fixed_above_one_is_refused(tmp_path: Path) -> None:
