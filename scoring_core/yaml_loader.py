@@ -9,6 +9,7 @@ key paths to line numbers, so schema errors can point at the line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,15 @@ class _GuardedLoader(yaml.SafeLoader):
                     line=event.start_mark.line + 1,
                 )
         return super().compose_node(parent, index)
+
+
+# YAML 1.1 (PyYAML's default) reads ``1e-3`` as text, because its floats need a dot;
+# YAML 1.2 and every person writing a tolerance read it as a number.
+_GuardedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _describe_key(key: Any) -> str:

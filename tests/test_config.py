@@ -222,3 +222,8 @@ def test_invalid_yaml_syntax_gives_the_line(tmp_path: Path) -> None:
         build(tmp_path, VALID + "chain: [unclosed\n")
     assert info.value.line is not None
     assert "invalid YAML" in str(info.value)
+
+
+def test_exponent_floats_without_a_dot_are_numbers() -> None:
+    data = load_yaml_text("a: 1e-3\nb: -2E+4\nc: 1.5e2\nd: 1e3x\n").data
+    assert data == {"a": 0.001, "b": -20000.0, "c": 150.0, "d": "1e3x"}

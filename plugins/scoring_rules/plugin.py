@@ -1,0 +1,20 @@
+"""The plugin hook that registers the ``rules`` scorer with the engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scoring_core.hookspecs import hookimpl
+from scoring_rules.options import RulesOptions
+from scoring_rules.scorer import RulesScorer
+
+if TYPE_CHECKING:
+    from scoring_core.plugins import RegisterScorer
+
+__all__ = ["scoring_register_scorers"]
+
+
+@hookimpl
+def scoring_register_scorers(register: RegisterScorer) -> None:
+    """Register ``rules``: :class:`RulesScorer`, configured by :class:`RulesOptions`."""
+    register("rules", RulesScorer, options=RulesOptions)
