@@ -203,3 +203,38 @@ def test_main_writes_model_and_card(tmp_path: Path) -> None:
     assert [card["split"][part] for part in ("train", "validation", "test")] == [1600, 200, 200]
     stored = json.loads(metadata(onnx.load(model_path))["scoring_core.training_metrics"])
     assert stored["test"] == card["metrics"]["test"]
+
+
+def test_a_tiny_training_run_produces_a_model_the_engine_loads_and_serves(
+    tmp_path: Path,
+) -> None:
+    from scoring_core import Engine
+
+    assert (
+        train.main(["--seed", "9", "--rows", "2000", "--fresh-rows", "200", "--out", str(tmp_path)])
+        == 0
+    )
+    model_path = tmp_path / "calling_score_model.onnx"
+    config = {
+        "features": str(FEATURES_FILE),
+        "output_range": [0, 1],
+        "chain": [
+            {
+                "name": "neural",
+                "scorer": "onnx",
+                "options": {
+                    "model": str(model_path),
+                    "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+                },
+            }
+        ],
+    }
+    X, _ = train.generate(50, seed=11)
+    with Engine.from_config(config) as engine:
+        step = engine.diagnostics()["steps"][0]
+        batch = engine.score_batch(X)
+    assert step["status"] == "ready", step["reason"]
+    assert step["details"]["feature_names_checked"] is True
+    assert step["details"]["self_test"].startswith("passed")
+    assert set(batch.scorers) == {"neural"}
+    np.testing.assert_allclose(batch.scores, run_onnx(model_path, X).reshape(-1), atol=1e-6)
