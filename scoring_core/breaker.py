@@ -90,6 +90,12 @@ class CircuitBreaker:
             if calls >= self.minimum_calls and self._failures / calls >= self.failure_rate:
                 self._move(OPEN)
 
+    def release(self) -> None:
+        """Give back a half-open probe that :meth:`allow` granted but that never ran."""
+        with self._lock:
+            if self._state == HALF_OPEN and self._probes_started > len(self._probe_outcomes):
+                self._probes_started -= 1
+
     def _maybe_half_open(self) -> None:
         if self._state == OPEN and self._clock() - self._opened_at >= self.open_seconds:
             self._move(HALF_OPEN)

@@ -149,6 +149,11 @@ class EngineConfig(BaseModel):
         if self.output_range is not None and self.output_range[0] > self.output_range[1]:
             raise ValueError(f"output_range {list(self.output_range)} has low > high")
         names = [step.name for step in self.chain]
+        if "on_exhausted" in names:
+            raise ValueError(
+                "`on_exhausted` cannot name a step: it marks the scores served by the "
+                "on_exhausted default"
+            )
         if self.chain[-1].circuit_breaker is not None:
             raise ValueError(
                 f"the last step ({self.chain[-1].name!r}) cannot have a circuit_breaker: when it "

@@ -50,7 +50,6 @@ class FeatureSchema:
         self.specs = tuple(specs)
         self.names: tuple[str, ...] = tuple(s.name for s in self.specs)
         self.width = len(self.names)
-        self.index = {name: i for i, name in enumerate(self.names)}
         self.low = np.array(
             [_FLOAT32_MAX * -1 if s.min is None else s.min for s in self.specs], dtype=np.float32
         )
@@ -75,10 +74,10 @@ class FeatureSchema:
         values: Sequence[Any] = ()
         kind = type(row)
         if kind is np.ndarray and row.shape == self._row_shape and row.dtype.kind in "fiu":
-            return self._checked_row(row.astype(np.float32), row_index), defaults_used
+            return self._checked_row(_to_float32(row), row_index), defaults_used
         if kind is dict or isinstance(row, Mapping):
             values, defaults_used = self._mapping_values(row, row_index)
-            array = np.array(values)
+            array = self._as_array(values, row_index)
         elif isinstance(row, np.ndarray):
             array = row
             if array.ndim != 1:
@@ -95,7 +94,7 @@ class FeatureSchema:
             )
         else:
             values = row
-            array = np.array(row)
+            array = self._as_array(row, row_index)
         if array.ndim != 1 or array.shape[0] != self.width:
             raise InputError(
                 f"row {row_index}: expected {self.width} features, got "
@@ -105,7 +104,20 @@ class FeatureSchema:
             )
         if array.dtype.kind not in _NUMERIC_KINDS:
             self._raise_non_number(values if len(values) else array.tolist(), row_index)
-        return self._checked_row(array.astype(np.float32), row_index), defaults_used
+        return self._checked_row(_to_float32(array), row_index), defaults_used
+
+    def _as_array(self, values: Sequence[Any], row_index: int) -> npt.NDArray[Any]:
+        """``values`` as a 1-D numpy array; a nested or ragged value is an InputError."""
+        try:
+            array = np.array(values)
+        except (ValueError, TypeError):
+            self._raise_non_number(values, row_index)
+            raise  # _raise_non_number always raises; this keeps type checkers informed
+        if array.dtype == object and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
+            array = np.array(values, dtype=np.float64)  # integers too big for int64
+        return array
 
     def _checked_row(self, values: FloatArray, row_index: int) -> FloatArray:
         """One float32 row, range-checked, as a (1, width) array.
@@ -114,6 +126,7 @@ class FeatureSchema:
         measured about 10 us slower for the ONNX Runtime call that follows it.
         """
         X = values.reshape(1, self.width)
+        X.flags.writeable = False
         if self._high_bits is not None:
             if max(values.view(np.uint32).tolist()) <= self._high_bits:
                 return X
@@ -137,7 +150,8 @@ class FeatureSchema:
     def _mapping_values(
         self, row: Mapping[Any, Any], row_index: int
     ) -> tuple[list[Any], tuple[str, ...]]:
-        if len(row) == self.width:
+        if type(row) is dict and len(row) == self.width:
+            # Only a plain dict: a defaultdict or Counter would invent missing values.
             try:
                 return [row[name] for name in self.names], _NO_DEFAULTS
             except KeyError:
@@ -211,8 +225,8 @@ class FeatureSchema:
             what = "is NaN (missing?)"
             todo = "fill it upstream, or give the feature a `default:` and leave it out"
         elif np.isinf(value) or abs(value) > _FLOAT32_MAX:
-            what = f"is {value} (not finite)"
-            todo = "send a finite number"
+            what = "is infinite or too large for a 32-bit float"
+            todo = "send a finite number in the feature's range"
         else:
             what = f"is {value:g}, outside [{spec.min}, {spec.max}]"
             todo = "fix the value upstream, or set `clip: true` on the feature to clip it"
@@ -259,7 +273,8 @@ class FeatureSchema:
             )
         if array.dtype.kind not in _NUMERIC_KINDS:
             return self._row_by_row(list(array))
-        X = np.ascontiguousarray(array, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = np.ascontiguousarray(array, dtype=np.float32)
         return self._finish(X, np.arange(X.shape[0]), {}, None)
 
     def _finish(
@@ -278,7 +293,6 @@ class FeatureSchema:
                 for local, error in value_errors.items():
                     keep[local] = False
                     row = int(rows[local])
-                    error.row = row
                     errors[row] = _renumber(error, row)
                 X = np.ascontiguousarray(X[keep])
                 rows = rows[keep]
@@ -286,7 +300,7 @@ class FeatureSchema:
                     defaults_used = [d for d, k in zip(defaults_used, keep, strict=True) if k]
         ordered = tuple(errors[k] for k in sorted(errors))
         defaults = tuple(defaults_used) if defaults_used and any(defaults_used) else None
-        return PreparedBatch(X=X, rows=rows, errors=ordered, defaults_used=defaults)
+        return PreparedBatch(X=_read_only(X), rows=rows, errors=ordered, defaults_used=defaults)
 
     def _mapping_batch(self, rows: Sequence[Mapping[Any, Any]]) -> PreparedBatch:
         values: list[list[Any]] = []
@@ -296,7 +310,7 @@ class FeatureSchema:
         for i, row in enumerate(rows):
             try:
                 vals, defaults_used = self._mapping_values(row, i)
-                array = np.array(vals)
+                array = self._as_array(vals, i)
                 if array.dtype.kind not in _NUMERIC_KINDS:
                     self._raise_non_number(vals, i)
             except InputError as exc:
@@ -305,7 +319,8 @@ class FeatureSchema:
             values.append(vals)
             good.append(i)
             used.append(defaults_used)
-        X = np.array(values, dtype=np.float32).reshape(len(values), self.width)
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = np.array(values, dtype=np.float32).reshape(len(values), self.width)
         return self._finish(X, np.array(good, dtype=np.intp), errors, used)
 
     def _row_by_row(self, rows: Sequence[Any]) -> PreparedBatch:
@@ -331,6 +346,12 @@ class FeatureSchema:
 
     def _dataframe_batch(self, frame: Any) -> PreparedBatch:
         columns = [str(c) for c in frame.columns]
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise InputError(
+                f"column {repeated[0]!r} appears more than once; keep one",
+                feature=repeated[0],
+            )
         unknown = [c for c in columns if c not in self._names_set]
         if unknown:
             raise InputError(
@@ -349,7 +370,8 @@ class FeatureSchema:
                     return self._row_by_row(
                         [dict(zip(columns, r, strict=True)) for r in frame.itertuples(index=False)]
                     )
-                X[:, j] = column
+                with np.errstate(over="ignore", invalid="ignore"):
+                    X[:, j] = column
             elif name in self.defaults:
                 X[:, j] = self.defaults[name]
                 used_names.append(name)
@@ -360,6 +382,19 @@ class FeatureSchema:
                 )
         used = [tuple(used_names)] * n if used_names else None
         return self._finish(X, np.arange(n), {}, used)
+
+
+def _read_only(X: FloatArray) -> FloatArray:
+    """A read-only view: no scorer can change the rows the next steps (or the caller) see."""
+    view = X.view()
+    view.flags.writeable = False
+    return view
+
+
+def _to_float32(array: npt.NDArray[Any]) -> FloatArray:
+    """A float32 copy; values beyond float32's range become inf, and are reported as such."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return array.astype(np.float32)
 
 
 def _renumber(error: InputError, row: int) -> InputError:

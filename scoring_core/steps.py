@@ -69,6 +69,84 @@ class StepStats:
         return data
 
 
+class ScorerSlot:
+    """A loaded scorer and the calls using it right now.
+
+    A slot is retired when a reload replaces its scorer or the engine closes; the
+    scorer is closed once the last call that entered the slot has left, so calls in
+    flight always finish on the scorer they started with.
+    """
+
+    __slots__ = (
+        "active",
+        "cancellable",
+        "closed",
+        "done",
+        "error",
+        "lock",
+        "retired",
+        "scorer",
+        "step_name",
+    )
+
+    def __init__(self, scorer: Any, step_name: str) -> None:
+        self.scorer = scorer
+        self.step_name = step_name
+        self.cancellable = is_cancellable(scorer)
+        self.lock = threading.Lock()
+        self.active = 0
+        self.retired = False
+        self.closed = False
+        self.done = threading.Event()
+        self.error: Exception | None = None
+
+    def enter(self) -> bool:
+        """Count a call in; False when the slot is retired (look up the step's new slot)."""
+        with self.lock:
+            if self.retired:
+                return False
+            self.active += 1
+            return True
+
+    def exit(self) -> None:
+        with self.lock:
+            self.active -= 1
+            close_now = self.retired and self.active == 0 and not self.closed
+            self.closed = self.closed or close_now
+        if close_now:
+            self._close()
+
+    def retire(self) -> None:
+        """No new calls; close the scorer now, or when the last call in flight leaves."""
+        with self.lock:
+            self.retired = True
+            close_now = self.active == 0 and not self.closed
+            self.closed = self.closed or close_now
+        if close_now:
+            self._close()
+
+    def close_after(self, timeout_s: float) -> Exception | None:
+        """Retire, wait up to ``timeout_s`` for calls in flight, then make sure it is closed."""
+        self.retire()
+        if not self.done.wait(timeout_s):
+            with self.lock:
+                close_now = not self.closed
+                self.closed = True
+            if close_now:
+                logger.warning(
+                    "step %r: calls still running after %.1f s; closing its scorer anyway",
+                    self.step_name,
+                    timeout_s,
+                )
+                self._close()
+            self.done.wait(timeout_s)
+        return self.error
+
+    def _close(self) -> None:
+        self.error = close_scorer(self.scorer, self.step_name)
+        self.done.set()
+
+
 @dataclass
 class LoadOutcome:
     scorer: Any | None
@@ -95,7 +173,7 @@ class Step:
         self.context = context
         self.required = required
         self.stats = StepStats()
-        self.scorer: Any | None = None
+        self.slot: ScorerSlot | None = None
         self.reason: str | None = None
         self.load_seconds = 0.0
         self.reload_error: str | None = None
@@ -115,18 +193,17 @@ class Step:
             )
         )
         self.guarded = self.timeout_s is not None or self.breaker is not None or chain_deadline
-        self.cancellable = False
-        self._runner: ThreadedRunner | None = None
+        self.runner = ThreadedRunner(self.name) if self.timeout_s is not None else None
+        self._retired: list[ScorerSlot] = []
 
-    def runner(self) -> ThreadedRunner:
-        """The worker threads of a non-cancellable step with a timeout (made on first use)."""
-        if self._runner is None:
-            self._runner = ThreadedRunner(self.name)
-        return self._runner
+    @property
+    def scorer(self) -> Any | None:
+        slot = self.slot
+        return None if slot is None else slot.scorer
 
     @property
     def status(self) -> str:
-        return READY if self.scorer is not None else UNAVAILABLE
+        return READY if self.slot is not None else UNAVAILABLE
 
     def _load_new(self) -> LoadOutcome:
         started = time.perf_counter()
@@ -178,9 +255,8 @@ class Step:
     def load(self) -> None:
         """Load the scorer; a failure leaves the step unavailable with its reason."""
         outcome = self._load_new()
-        self.scorer, self.reason = outcome.scorer, outcome.reason
+        self.reason = outcome.reason
         self.load_seconds = outcome.seconds
-        self.cancellable = is_cancellable(outcome.scorer)
         if outcome.scorer is None:
             logger.warning(
                 "step %r (scorer %r) is unavailable: %s",
@@ -188,51 +264,63 @@ class Step:
                 self.registration.name,
                 outcome.reason,
             )
-        else:
-            logger.info(
-                "step %r (scorer %r) loaded in %.1f ms",
-                self.name,
-                self.registration.name,
-                outcome.seconds * 1e3,
-            )
+            return
+        self.slot = ScorerSlot(outcome.scorer, self.name)
+        logger.info(
+            "step %r (scorer %r) loaded in %.1f ms",
+            self.name,
+            self.registration.name,
+            outcome.seconds * 1e3,
+        )
 
-    def reload(self) -> Any | None:
-        """Load a fresh scorer beside the old one and swap; return the old scorer to close.
+    def reload(self) -> bool:
+        """Load a fresh scorer beside the old one and swap it in; True when swapped.
 
-        A failed reload keeps the old scorer serving and records why.
+        A failed reload keeps the old scorer serving and records why. The old scorer
+        is closed once the calls already using it have finished.
         """
         outcome = self._load_new()
         if outcome.scorer is None:
             self.reload_error = outcome.reason
-            if self.scorer is None:
+            if self.slot is None:
                 self.reason = outcome.reason
             logger.warning(
                 "step %r: reload failed, %s: %s",
                 self.name,
-                "keeping the old scorer" if self.scorer is not None else "still unavailable",
+                "keeping the old scorer" if self.slot is not None else "still unavailable",
                 outcome.reason,
             )
-            return None
-        old = self.scorer
-        self.cancellable = is_cancellable(outcome.scorer)
-        self.scorer, self.reason, self.load_seconds = outcome.scorer, None, outcome.seconds
-        self.reload_error = None
-        return old
+            return False
+        if self.closed:  # the engine closed while the new scorer was loading
+            close_scorer(outcome.scorer, self.name)
+            return False
+        old, self.slot = self.slot, ScorerSlot(outcome.scorer, self.name)
+        self.reason, self.load_seconds, self.reload_error = None, outcome.seconds, None
+        if old is not None:
+            old.retire()
+            self._retired = [s for s in self._retired if not s.done.is_set()]
+            self._retired.append(old)
+        return True
 
-    def close(self) -> Exception | None:
-        """Close the scorer once; return its error instead of raising."""
+    def close(self, wait_s: float = 5.0) -> Exception | None:
+        """Close the scorer once, after the calls in flight (at most ``wait_s``)."""
         if self.closed:
             return None
         self.closed = True
-        if self._runner is not None:
-            self._runner.shutdown()
-        scorer, self.scorer = self.scorer, None
-        if scorer is not None and self.reason is None:
+        slot, self.slot = self.slot, None
+        if slot is not None and self.reason is None:
             self.reason = "closed"
-        return close_scorer(scorer, self.name)
+        errors = [s.close_after(wait_s) for s in (*self._retired, slot) if s is not None]
+        if self.runner is not None:
+            self.runner.shutdown()
+        found = [e for e in errors if e is not None]
+        if len(found) > 1:
+            return ExceptionGroup(f"closing step {self.name!r}", found)
+        return found[0] if found else None
 
     def describe(self) -> dict[str, Any]:
         reg = self.registration
+        slot = self.slot
         data: dict[str, Any] = {
             "name": self.name,
             "scorer": reg.name,
@@ -240,7 +328,7 @@ class Step:
             "distribution": reg.distribution,
             "version": reg.version,
             "status": self.status,
-            "reason": self.reason if self.scorer is None else None,
+            "reason": self.reason if slot is None else None,
             "required": self.required,
             "load_ms": round(self.load_seconds * 1e3, 3),
         }
@@ -248,11 +336,12 @@ class Step:
             data["last_reload_error"] = self.reload_error
         if self.timeout_s is not None:
             data["timeout_ms"] = self.timeout_s * 1e3
-            data["cancellable"] = self.cancellable
+            data["cancellable"] = slot.cancellable if slot is not None else None
+        if self.runner is not None:
+            data["abandoned_calls"] = self.runner.abandoned
         if self.breaker is not None:
             data["circuit_breaker"] = self.breaker.snapshot()
-        scorer = self.scorer
-        describe = getattr(scorer, "describe", None)
+        describe = getattr(slot.scorer if slot is not None else None, "describe", None)
         if callable(describe):
             try:
                 data["details"] = describe()

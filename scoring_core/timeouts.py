@@ -6,8 +6,8 @@ Two mechanisms, chosen per step when the engine is built:
   and ``score(X, token)``; the ONNX scorer does, through ``RunOptions.terminate``)
   runs on the caller's thread. One :class:`Watchdog` thread per engine cancels the
   calls that overrun. The cost on the normal path is a token and a heap push.
-* Any other scorer whose step sets ``timeout_ms`` runs on a worker thread, and the
-  caller waits at most the timeout. Python code blocked in another thread cannot be
+* Any other scorer whose step sets ``timeout_ms`` runs on a daemon worker thread,
+  and the caller waits at most the timeout. Python code blocked in another thread cannot be
   interrupted, so an overrunning call is abandoned: it keeps its worker until it
   returns, and its late result is dropped.
 
@@ -17,11 +17,10 @@ Steps without ``timeout_ms`` (and no chain ``deadline_ms``) use neither.
 from __future__ import annotations
 
 import heapq
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 __all__ = ["StepTimeoutError", "ThreadedRunner", "Watchdog", "is_cancellable"]
@@ -34,7 +33,7 @@ class StepTimeoutError(Exception):
         self.budget_s = budget_s
         self.cancelled = cancelled
         how = "cancelled" if cancelled else "abandoned; its late result will be dropped"
-        super().__init__(f"timed out after {budget_s * 1e3:g} ms ({how})")
+        super().__init__(f"timed out after {budget_s * 1e3:.3g} ms ({how})")
 
 
 def is_cancellable(scorer: Any) -> bool:
@@ -62,27 +61,26 @@ class Watchdog:
     """One thread that cancels calls past their deadline.
 
     Calls wait in a heap ordered by deadline. The thread wakes every ``tick_s`` (a
-    quarter of the smallest budget seen, between 1 and 50 ms), so a call is cancelled
-    at most one tick after its deadline; it never needs waking by the callers. It
-    starts with the first watched call and ends with :meth:`stop`.
+    quarter of the smallest configured budget, between 1 and 50 ms), so a call is
+    cancelled at most one tick after its deadline, and callers never have to wake it.
+    It uses the real monotonic clock (a test clock that stands still must not stop
+    cancellation), starts with the first watched call and ends with :meth:`stop`.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self, smallest_budget_s: float | None = None) -> None:
         self._heap: list[_Watch] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.tick_s = 0.05
+        budget = 0.2 if smallest_budget_s is None else smallest_budget_s
+        self.tick_s = min(0.05, max(0.001, budget / 4))
         self.cancelled = 0
 
     def watch(self, budget_s: float, token: Any, cancel: Callable[[Any], None]) -> _Watch:
         """Start watching a call; set ``done`` on the returned handle when it returns."""
-        item = _Watch(self._clock() + budget_s, token, cancel)
+        item = _Watch(time.monotonic() + budget_s, token, cancel)
         with self._lock:
             heapq.heappush(self._heap, item)
-            if budget_s / 4 < self.tick_s:
-                self.tick_s = max(0.001, budget_s / 4)
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(
                     target=self._run, name="scoring-watchdog", daemon=True
@@ -92,7 +90,7 @@ class Watchdog:
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_s):
-            now = self._clock()
+            now = time.monotonic()
             overdue: list[_Watch] = []
             with self._lock:
                 heap = self._heap
@@ -115,21 +113,72 @@ class Watchdog:
             thread.join(timeout=1.0)
 
 
-class ThreadedRunner:
-    """Runs a non-cancellable scorer on worker threads, waiting at most a budget."""
+class _Call:
+    __slots__ = ("X", "done", "error", "fn", "result")
 
-    def __init__(self, step_name: str, workers: int = 4) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"step-{step_name}")
+    def __init__(self, fn: Callable[[Any], Any], X: Any) -> None:
+        self.fn = fn
+        self.X = X
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class ThreadedRunner:
+    """Runs a non-cancellable scorer's calls on daemon worker threads, waiting at most a budget.
+
+    Idle workers are reused; a call that finds none idle starts a new one, so callers
+    never queue behind each other and the whole budget is the scorer's. A worker
+    stuck in an abandoned call stays stuck (nothing can stop it), but it is a daemon
+    thread: it never keeps the process from exiting.
+    """
+
+    def __init__(self, step_name: str) -> None:
+        self._name = step_name
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._workers = 0
+        self._stopped = False
         self.abandoned = 0
 
     def call(self, fn: Callable[[Any], Any], X: Any, budget_s: float) -> Any:
-        future = self._pool.submit(fn, X)
-        try:
-            return future.result(timeout=budget_s)
-        except FutureTimeout:
-            if not future.cancel():
+        task = _Call(fn, X)
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                self._workers += 1
+                threading.Thread(
+                    target=self._work, name=f"step-{self._name}-{self._workers}", daemon=True
+                ).start()
+        self._calls.put(task)
+        if not task.done.wait(budget_s):
+            with self._lock:
                 self.abandoned += 1
-            raise StepTimeoutError(budget_s, cancelled=False) from None
+            raise StepTimeoutError(budget_s, cancelled=False)
+        if task.error is not None:
+            raise task.error
+        return task.result
+
+    def _work(self) -> None:
+        while True:
+            task = self._calls.get()
+            if task is None:
+                return
+            try:
+                task.result = task.fn(task.X)
+            except BaseException as exc:  # handed to the caller, who decides
+                task.error = exc
+            task.done.set()
+            with self._lock:
+                if self._stopped:
+                    return
+                self._idle += 1
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._stopped = True
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._calls.put(None)

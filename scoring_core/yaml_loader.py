@@ -22,6 +22,7 @@ from scoring_core.errors import ConfigError
 __all__ = [
     "MAX_ALIASES",
     "MAX_CONFIG_BYTES",
+    "MAX_DEPTH",
     "MAX_NODES",
     "LoadedYaml",
     "format_path",
@@ -32,6 +33,7 @@ __all__ = [
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_ALIASES = 100
 MAX_NODES = 200_000
+MAX_DEPTH = 64
 
 KeyPath = tuple[str | int, ...]
 
@@ -98,6 +100,13 @@ class _Builder:
         self.nodes = 0
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        if len(path) > MAX_DEPTH:
+            raise ConfigError(
+                f"the document nests deeper than {MAX_DEPTH} levels (a recursive alias?); "
+                "refusing it",
+                file=self.file,
+                line=node.start_mark.line + 1,
+            )
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise ConfigError(
@@ -137,15 +146,22 @@ class _Builder:
                 file=self.file,
                 line=node.start_mark.line + 1,
             )
+        explicit = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
         self.loader.flatten_mapping(node)
+        merged = len(node.value) - explicit  # flatten puts the merged entries first
         result: dict[Any, Any] = {}
         first_line: dict[Hashable, int] = {}
-        for key_node, value_node in node.value:
+        from_merge: set[Hashable] = set()
+        for position, (key_node, value_node) in enumerate(node.value):
             key = self.build(key_node, path)
             line = key_node.start_mark.line + 1
             if not isinstance(key, Hashable):
                 raise ConfigError("a mapping key must be a plain value", file=self.file, line=line)
-            if key in result:
+            if position < merged:
+                from_merge.add(key)
+            elif key in from_merge:
+                from_merge.discard(key)  # an explicit key overrides a merged one (`<<: *base`)
+            elif key in result:
                 raise ConfigError(
                     f"duplicate key {_describe_key(key)!s} (first defined on line "
                     f"{first_line[key]}); remove one of them",
@@ -200,6 +216,10 @@ def load_yaml_text(text: str, *, file: str | None = None) -> LoadedYaml:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {_short(exc)}", file=file) from None
+    except RecursionError:
+        raise ConfigError(
+            "the document nests too deeply to read; a configuration never does", file=file
+        ) from None
     finally:
         loader.dispose()
 
@@ -211,8 +231,8 @@ def load_yaml_file(path: str | Path) -> LoadedYaml:
         size = p.stat().st_size
     except FileNotFoundError:
         raise ConfigError("the file does not exist; check the path", file=str(p)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file ({exc.strerror})", file=str(p)) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the file ({exc})", file=str(p)) from None
     if size > MAX_CONFIG_BYTES:
         raise ConfigError(
             f"the file is {size} bytes, over the {MAX_CONFIG_BYTES // 1024} KiB limit for a "

@@ -144,9 +144,10 @@ def test_chain_deadline_skips_steps_once_it_has_passed() -> None:
     chain[0]["scorer"] = "waiter"
     with engine_for(chain, plugins=[PLUGIN], **config) as engine:
         result = engine.score([0.5] * 5)
-    # ...a cancellable step is cut at the deadline, then the rest is skipped
-    assert [f.kind for f in result.fallbacks] == ["timeout", "deadline", "deadline"]
-    assert result.is_default
+    # ...a cancellable step is cut at the deadline, the next is skipped, and the last
+    # step (the final fallback) still runs
+    assert [f.kind for f in result.fallbacks] == ["timeout", "deadline"]
+    assert result.scorer == "formula"
 
 
 def test_onnx_run_is_cancelled_through_run_options(tmp_path: Path) -> None:
