@@ -17,6 +17,7 @@ A plugin that fails to import is recorded and skipped, unless
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -127,8 +128,7 @@ class PluginHost:
         self._base_dir = base_dir or Path.cwd()
         self._config_file = config_file
         self._by_plugin_name: dict[str, PluginInfo] = {}
-        if _env_flag(TRACE_PLUGINS_ENV):
-            self._enable_tracing()
+        self._trace = _env_flag(TRACE_PLUGINS_ENV)
         self._load_entry_points()
         for ref in config_plugins:
             self._load_config_plugin(ref)
@@ -143,11 +143,8 @@ class PluginHost:
     def _load_entry_points(self) -> None:
         allowed = _allowed_entry_points()
         eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        seen: set[str] = set()
+        seen: dict[str, str | None] = {}
         for ep in sorted(eps, key=lambda e: e.name):
-            if ep.name in seen:
-                continue  # the same distribution visible twice on sys.path
-            seen.add(ep.name)
             if (allowed is not None and ep.name not in allowed) or ep.name in self._disabled:
                 continue
             dist = ep.dist
@@ -157,6 +154,17 @@ class PluginHost:
                 distribution=dist.name if dist is not None else None,
                 version=dist.version if dist is not None else None,
             )
+            if ep.name in seen:
+                if seen[ep.name] == info.distribution:
+                    continue  # the same distribution visible twice on sys.path
+                clash = PluginError(
+                    f"entry point {ep.name!r} is provided by two distributions: "
+                    f"{seen[ep.name]} and {info.distribution}; the second is skipped. "
+                    "Uninstall one, or keep one with SCORING_LOAD_PLUGINS"
+                )
+                self._failed(info, clash, "name clash")
+                continue
+            seen[ep.name] = info.distribution
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not take the host down
@@ -215,23 +223,37 @@ class PluginHost:
         self._by_plugin_name[name] = info
 
     def _check_hooks(self) -> None:
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            raise PluginError(
-                f"{exc}; hook names start with `scoring_` and must match one of: "
-                + ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("scoring_")))
-            ) from None
+        """Refuse hook names no spec knows (a misspelt hook would be silently ignored).
+
+        The plugin at fault is unregistered and its error recorded, like an import
+        failure; with SCORING_STRICT_PLUGINS=1 it is fatal.
+        """
+        known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("scoring_")))
+        for _ in range(len(self.plugins) + 1):
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                error = PluginError(
+                    f"{exc}; hook names start with `scoring_` and must match one of: {known}"
+                )
+                name = self.pm.get_name(exc.plugin)
+                self.pm.unregister(exc.plugin)
+                info = self._by_plugin_name.pop(name or "", None)
+                if info is None or self._strict or info.source == "code":
+                    raise error from None
+                self.plugins.remove(info)
+                self._failed(info, error, "unknown hook")
 
     def _collect_scorers(self) -> None:
         caller = self.pm.hook.scoring_register_scorers
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # in registration order
             info = self._by_plugin_name.get(impl.plugin_name)
             if info is None:
                 continue
             register = self._register_callback(info)
             try:
-                impl.function(register=register)
+                self._call_impl(impl, "scoring_register_scorers", {"register": register})
             except PluginError:
                 raise
             except Exception as exc:
@@ -271,14 +293,30 @@ class PluginHost:
 
         return register
 
-    def _enable_tracing(self) -> None:
-        def before(hook_name: str, impls: Any, kwargs: Any) -> None:
-            logger.info("hook %s -> %s", hook_name, [i.plugin_name for i in impls])
+    def _call_impl(self, impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
+        """Call one hook implementation as pluggy would; with SCORING_TRACE_PLUGINS=1, log it.
 
-        def after(outcome: Any, hook_name: str, impls: Any, kwargs: Any) -> None:
-            logger.info("hook %s done", hook_name)
-
-        self.pm.add_hookcall_monitoring(before, after)
+        Like pluggy, pass only the arguments the implementation names.
+        """
+        args = [kwargs[name] for name in impl.argnames]
+        if not self._trace:
+            impl.function(*args)
+            return
+        started = time.perf_counter()
+        outcome = "returned"
+        try:
+            impl.function(*args)
+        except BaseException as exc:
+            outcome = f"raised {type(exc).__name__}"
+            raise
+        finally:
+            logger.info(
+                "hook %s in plugin %r %s after %.3f ms",
+                hook_name,
+                impl.plugin_name,
+                outcome,
+                (time.perf_counter() - started) * 1e3,
+            )
 
     # -- use --------------------------------------------------------------------------------
 
@@ -286,20 +324,12 @@ class PluginHost:
         """Call every implementation of ``hook_name`` in its own try; return the errors."""
         errors: list[Exception] = []
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
-            started = time.perf_counter()
+        for impl in caller.get_hookimpls():
             try:
-                impl.function(**kwargs)
+                self._call_impl(impl, hook_name, kwargs)
             except Exception as exc:
                 exc.add_note(f"in plugin {impl.plugin_name!r}, hook {hook_name}")
                 errors.append(exc)
-            if _env_flag(TRACE_PLUGINS_ENV):
-                logger.info(
-                    "hook %s in %s took %.3f ms",
-                    hook_name,
-                    impl.plugin_name,
-                    (time.perf_counter() - started) * 1e3,
-                )
         return errors
 
     def load_errors(self) -> list[PluginInfo]:
@@ -329,18 +359,27 @@ def _import_file(path: Path) -> Any:
     return module
 
 
-def raise_unknown_scorer(
-    scorer: str, known: Iterable[str], *, key_path: str, file: str | None, line: int | None
-) -> None:
-    """Raise the ConfigError for a chain step naming a scorer nobody registered."""
-    import difflib
+def unknown_scorer_error(
+    scorer: str, host: PluginHost, *, key_path: str, file: str | None, line: int | None
+) -> ConfigError:
+    """The ConfigError for a chain step naming a scorer nobody registered.
 
-    names = sorted(known)
+    It lists the known scorers (with a did-you-mean) and the plugins that failed to
+    load, since the scorer may be missing because its plugin did.
+    """
+    names = sorted(host.scorers)
     listing = ", ".join(names) if names else "none (no plugin is loaded; see `scoring plugins`)"
     close = difflib.get_close_matches(scorer, names, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(
-        f"unknown scorer {scorer!r}{hint}; known scorers: {listing}",
+    broken = [p for p in host.plugins if p.error]
+    failures = (
+        "; plugins that failed to load: "
+        + "; ".join(f"{p.name} ({p.error})" for p in broken)
+        if broken
+        else ""
+    )
+    return ConfigError(
+        f"unknown scorer {scorer!r}{hint}; known scorers: {listing}{failures}",
         key_path=key_path,
         file=file,
         line=line,
