@@ -50,7 +50,8 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probes_started = 0
         self._probe_outcomes: list[bool] = []
-        self.transitions: list[tuple[str, str]] = []
+        self.transitions: deque[tuple[str, str]] = deque(maxlen=64)  # the latest ones
+        self.transition_count = 0
         self.skipped = 0
 
     @property
@@ -102,6 +103,7 @@ class CircuitBreaker:
 
     def _move(self, state: str) -> None:
         self.transitions.append((self._state, state))
+        self.transition_count += 1
         self._state = state
         if state == OPEN:
             self._opened_at = self._clock()
@@ -121,5 +123,5 @@ class CircuitBreaker:
                 "failure_rate": round(self._failures / calls, 4) if calls else 0.0,
                 "calls_in_window": calls,
                 "skipped": self.skipped,
-                "transitions": len(self.transitions),
+                "transitions": self.transition_count,
             }

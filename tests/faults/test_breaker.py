@@ -187,4 +187,4 @@ def test_breaker_unit_transitions() -> None:
     assert not breaker.allow()
     breaker.record(False)
     assert breaker.state == CLOSED
-    assert breaker.transitions == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+    assert list(breaker.transitions) == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
