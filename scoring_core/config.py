@@ -316,7 +316,10 @@ def validation_to_config_error(
         known = _known_keys(root_type, parent) if error.get("type") == "extra_forbidden" else None
         full = (*prefix, *loc)
         line = source.line_of(full) if source is not None else None
-        rendered.append((format_path(full), line, _message(error, known, key)))
+        path_text = format_path(full)
+        if any(seen == path_text for seen, _, _ in rendered):
+            continue  # the other members of a union failing on the same key add only noise
+        rendered.append((path_text, line, _message(error, known, key)))
     first_path, first_line, first_msg = rendered[0]
     message = first_msg
     if len(rendered) > 1:
