@@ -1,55 +1,6 @@
-"""Helpers for testing scorers and plugins; the same ones scoring-core's own tests use.
+"""The conformance check: drive a scorer the way the engine will, report every violation.
 
-Register a scorer for one test and build an engine from a few keywords::
-
-    from scoring_core.testing import engine_for, scorer_plugin
-
-    def test_my_scorer_serves_rows():
-        plugin = scorer_plugin("mine", MyScorer)
-        with engine_for([{"name": "main", "scorer": "mine"}], plugins=[plugin]) as engine:
-            assert engine.score([0.5] * 5).scorer == "main"
-
-Check that a scorer behaves the way the engine needs, and see every problem at once::
-
-    from scoring_core.testing import assert_conforms
-
-    def test_my_scorer_conforms():
-        assert_conforms(MyScorer, options={"weights": "w.json"}, options_type=MyOptions,
-                        feature_names=["age", "income"], base_dir=HERE)
-
-:func:`check_scorer` runs the same checks and returns a :class:`ConformanceReport`
-instead of raising. The checks, by the name each violation carries:
-
-``options``
-    the options are refused by the declared options type (as the engine would refuse them)
-``construct``
-    the factory raised, returned an object without ``score(X)``, or could not build a
-    second instance while the first was alive (the engine's ``reload()`` needs that)
-``score``
-    ``score(X)`` raised for a batch of 1, n or 0 rows
-``shape``
-    the output is not numbers of shape ``(n,)`` or ``(n, 1)``
-``finite``
-    the output holds NaN or infinity
-``output_range``
-    the output leaves the ``output_range`` given to the check
-``input``
-    ``score(X)`` wrote, or tried to write, to its input (the engine passes X read-only: the
-    next step gets the same rows)
-``deterministic``
-    the same rows scored twice gave different scores
-``batch_independence``
-    a row's score depends on the other rows of its batch (the engine scores single rows,
-    whole batches and the subset of rows earlier steps failed)
-``threads``
-    calls from several threads at once raised, hung, or disagreed with sequential calls
-``close``
-    ``close()`` raised or hung, or closing one instance broke another one
-``engine``
-    driven through a real :class:`~scoring_core.Engine`, the step was unavailable, rows
-    fell back, scores differed from direct calls, or ``close()`` was not called once
-``timeout``
-    a call did not return within ``timeout_s``; the checks after it are not run
+See :mod:`scoring_core.testing` for the list of checks.
 """
 
 from __future__ import annotations
@@ -66,22 +17,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.config import load_feature_file, validate_options
+from scoring_core.config import validate_options
 from scoring_core.context import ScorerContext
 from scoring_core.engine import Engine
 from scoring_core.errors import ConfigError
-from scoring_core.hookspecs import hookimpl
+from scoring_core.testing.helpers import scorer_plugin
 
-__all__ = [
-    "ConformanceReport",
-    "Violation",
-    "assert_conforms",
-    "check_scorer",
-    "engine_for",
-    "feature_list",
-    "read_feature_names",
-    "scorer_plugin",
-]
+__all__ = ["CHECKS", "ConformanceReport", "Violation", "assert_conforms", "check_scorer"]
+
 
 FloatRows = npt.NDArray[np.float32]
 Scores = npt.NDArray[np.float64]
@@ -101,73 +44,6 @@ CHECKS = (
     "engine",
 )
 _UNDER_TEST = "scoring-conformance-under-test"
-
-
-class _ScorerPlugin:
-    """A plugin object that registers the scorers it was given."""
-
-    def __init__(self, scorers: Mapping[str, tuple[Callable[..., Any], type[Any] | None]]):
-        self._scorers = dict(scorers)
-        self.__name__ = "test-plugin:" + ",".join(self._scorers)
-
-    @hookimpl
-    def scoring_register_scorers(self, register: Any) -> None:
-        for name, (factory, options) in self._scorers.items():
-            register(name, factory, options=options)
-
-
-def scorer_plugin(
-    name: str, factory: Callable[..., Any], *, options: type[Any] | None = None, **more: Any
-) -> Any:
-    """A plugin registering ``factory`` as scorer ``name`` (and ``more`` as other scorers).
-
-    Pass the result to ``Engine.from_config(..., plugins=[plugin])``: it lives only as
-    long as that engine, so nothing leaks between tests.
-    """
-    scorers: dict[str, tuple[Callable[..., Any], type[Any] | None]] = {name: (factory, options)}
-    for other, value in more.items():
-        scorers[other] = value if isinstance(value, tuple) else (value, None)
-    return _ScorerPlugin(scorers)
-
-
-def feature_list(
-    count_or_names: int | Sequence[str] = 5, *, low: float = 0.0, high: float = 1.0
-) -> list[dict[str, Any]]:
-    """Feature entries for a config: ``f0..f{n-1}`` (or the given names) in [low, high]."""
-    names = (
-        [f"f{i}" for i in range(count_or_names)]
-        if isinstance(count_or_names, int)
-        else list(count_or_names)
-    )
-    return [{"name": name, "min": low, "max": high} for name in names]
-
-
-def read_feature_names(path: str | Path) -> tuple[str, ...]:
-    """The feature names of a feature file (the YAML list a config's ``features:`` names)."""
-    return tuple(spec.name for spec in load_feature_file(Path(path)))
-
-
-def engine_for(
-    chain: Sequence[Mapping[str, Any]],
-    *,
-    plugins: Sequence[Any] = (),
-    features: int | Sequence[str] | Sequence[Mapping[str, Any]] = 5,
-    base_dir: str | Path = ".",
-    **config: Any,
-) -> Engine:
-    """Build an engine from a chain and a few keywords, with test plugins registered."""
-    feature_entries: list[dict[str, Any]]
-    if isinstance(features, int):
-        feature_entries = feature_list(features)
-    else:
-        feature_entries = [
-            {"name": f, "min": 0.0, "max": 1.0} if isinstance(f, str) else dict(f) for f in features
-        ]
-    mapping = {"features": feature_entries, "chain": [dict(step) for step in chain], **config}
-    return Engine.from_config(mapping, base_dir=base_dir, plugins=plugins)
-
-
-# -- conformance ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
