@@ -400,17 +400,28 @@ class Chain:
 
 
 def _raised_text(exc: BaseException) -> str:
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its message could not be read)"
     return f"raised {type(exc).__name__}: {text}" if text else f"raised {type(exc).__name__}"
+
+
+def _what(out: Any) -> str:
+    return (
+        f"{type(out).__name__} of {out.dtype}"
+        if isinstance(out, np.ndarray)
+        else (type(out).__name__)
+    )
 
 
 def _single_value(out: Any) -> tuple[float, str | None]:
     try:
         array = np.asarray(out)
-    except (TypeError, ValueError):
-        return 0.0, f"returned {type(out).__name__}, not an array of numbers"
+    except Exception:
+        return 0.0, f"returned {_what(out)}, not an array of numbers"
     if array.dtype.kind not in _NUMBER_KINDS:
-        return 0.0, f"returned values of type {array.dtype}, not numbers"
+        return 0.0, f"returned {_what(out)}, not numbers"
     if array.shape not in ((1,), (1, 1)):
         return 0.0, f"returned shape {array.shape}, expected (1,) or (1, 1) for one row"
     return float(array.item()), None
@@ -420,12 +431,12 @@ def _batch_values(out: Any, n: int) -> npt.NDArray[np.float64]:
     """The step's output as float64 of shape (n,), or _StepFailedError("bad_shape")."""
     try:
         array = np.asarray(out)
-    except (TypeError, ValueError):
+    except Exception:
         raise _StepFailedError(
-            "bad_shape", f"returned {type(out).__name__}, not an array of numbers"
+            "bad_shape", f"returned {_what(out)}, not an array of numbers"
         ) from None
     if array.dtype.kind not in _NUMBER_KINDS:
-        raise _StepFailedError("bad_shape", f"returned values of type {array.dtype}, not numbers")
+        raise _StepFailedError("bad_shape", f"returned {_what(out)}, not numbers")
     if array.shape == (n, 1):
         array = array.reshape(n)
     if array.shape != (n,):

@@ -31,6 +31,8 @@ __all__ = [
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# Features travel as 32-bit floats: a bound or golden value beyond that range is a mistake.
+Float32 = Annotated[float, Field(allow_inf_nan=False, ge=-3.4e38, le=3.4e38)]
 
 
 class FeatureSpec(BaseModel):
@@ -39,9 +41,9 @@ class FeatureSpec(BaseModel):
     model_config = _STRICT
 
     name: Annotated[str, Field(min_length=1)]
-    min: FiniteFloat | None = None
-    max: FiniteFloat | None = None
-    default: FiniteFloat | None = None
+    min: Float32 | None = None
+    max: Float32 | None = None
+    default: Float32 | None = None
     clip: bool = False
 
     @model_validator(mode="after")
@@ -58,7 +60,7 @@ class FeatureSpec(BaseModel):
         return self
 
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Milliseconds = Annotated[float, Field(gt=0, le=3_600_000, allow_inf_nan=False)]
 
 
 class BreakerConfig(BaseModel):
@@ -69,7 +71,7 @@ class BreakerConfig(BaseModel):
     failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
     minimum_calls: Annotated[int, Field(ge=1)] = 20
     window: Annotated[int, Field(ge=1)] = 100
-    open_seconds: PositiveFloat = 30.0
+    open_seconds: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 30.0
     half_open_calls: Annotated[int, Field(ge=1)] = 3
 
     @model_validator(mode="after")
@@ -87,7 +89,7 @@ class SelfTestConfig(BaseModel):
 
     model_config = _STRICT
 
-    rows: Annotated[list[list[FiniteFloat]], Field(min_length=1)]
+    rows: Annotated[list[list[Float32]], Field(min_length=1)]
     expected: Annotated[list[FiniteFloat], Field(min_length=1)]
     tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-4
 
@@ -105,7 +107,7 @@ class WatchConfig(BaseModel):
 
     model_config = _STRICT
 
-    interval_s: Annotated[float, Field(ge=0.05, allow_inf_nan=False)] = 2.0
+    interval_s: Annotated[float, Field(ge=0.05, le=86_400, allow_inf_nan=False)] = 2.0
 
 
 class StepConfig(BaseModel):
@@ -116,7 +118,7 @@ class StepConfig(BaseModel):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
     scorer: Annotated[str, Field(min_length=1)]
     options: dict[str, Any] = Field(default_factory=dict)
-    timeout_ms: PositiveFloat | None = None
+    timeout_ms: Milliseconds | None = None
     circuit_breaker: BreakerConfig | None = None
     self_test: SelfTestConfig | None = None
 
@@ -138,7 +140,7 @@ class EngineConfig(BaseModel):
     output_range: tuple[FiniteFloat, FiniteFloat] | None = None
     chain: Annotated[list[StepConfig], Field(min_length=1)]
     on_exhausted: Literal["raise"] | ExhaustedDefault = "raise"
-    deadline_ms: PositiveFloat | None = None
+    deadline_ms: Milliseconds | None = None
     watch: WatchConfig | None = None
     require: list[str] = Field(default_factory=list)
     plugins: list[str] = Field(default_factory=list)

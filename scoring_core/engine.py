@@ -153,8 +153,9 @@ class Engine:
         path = Path(config.features)
         path = path if path.is_absolute() else self.base_dir / path
         if not path.is_file():
+            what = "is not a regular file" if path.exists() else "does not exist"
             raise self._config_error(
-                f"the feature file {str(path)!r} does not exist; the path is relative to the "
+                f"the feature file {str(path)!r} {what}; the path is relative to the "
                 "configuration file's folder",
                 ("features",),
             )

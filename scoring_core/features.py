@@ -116,7 +116,20 @@ class FeatureSchema:
         if array.dtype == object and all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in values
         ):
-            array = np.array(values, dtype=np.float64)  # integers too big for int64
+            try:
+                array = np.array(values, dtype=np.float64)  # integers too big for int64
+            except OverflowError:
+                position = next(
+                    i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 1e308
+                )
+                name = self.names[position] if position < self.width else None
+                raise InputError(
+                    f"row {row_index}: feature {name!r} is an integer too large for any float",
+                    feature=name,
+                    row=row_index,
+                ) from None
+        if array.ndim != 1:
+            self._raise_non_number(values, row_index)
         return array
 
     def _checked_row(self, values: FloatArray, row_index: int) -> FloatArray:
@@ -185,6 +198,8 @@ class FeatureSchema:
 
     def _raise_non_number(self, values: Sequence[Any], row_index: int) -> None:
         for position, value in enumerate(values):
+            if position >= self.width:
+                break
             if not isinstance(value, int | float | np.number):
                 name = self.names[position]
                 raise InputError(
@@ -257,10 +272,12 @@ class FeatureSchema:
         if all(isinstance(r, np.ndarray | list | tuple) for r in rows):
             try:
                 array = np.array(rows)
-            except ValueError:  # ragged rows: check each one for its own message
+            except (ValueError, TypeError, OverflowError):  # ragged: each row gets its message
                 return self._row_by_row(rows)
-            if array.ndim == 2:
+            if array.ndim == 2 and array.dtype.kind in _NUMERIC_KINDS:
                 return self._array_batch(array)
+        # Text, None or odd values somewhere: check row by row, so only those rows are
+        # refused (a stacked array would have turned every row into text).
         return self._row_by_row(rows)
 
     def _array_batch(self, array: npt.NDArray[Any]) -> PreparedBatch:

@@ -167,7 +167,7 @@ class PluginHost:
             seen[ep.name] = info.distribution
             try:
                 obj = ep.load()
-            except Exception as exc:  # a broken plugin must not take the host down
+            except (Exception, SystemExit) as exc:  # a broken plugin must not take the host down
                 self._failed(info, exc, f"cannot import {ep.value!r}")
                 continue
             self._register(obj, info)
@@ -181,7 +181,7 @@ class PluginHost:
                 obj = _import_file(path)
             else:
                 obj = importlib.import_module(ref)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._failed(info, exc, f"cannot import plugin {ref!r} named in `plugins:`")
             return
         self._register(obj, info)
@@ -373,8 +373,7 @@ def unknown_scorer_error(
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     broken = [p for p in host.plugins if p.error]
     failures = (
-        "; plugins that failed to load: "
-        + "; ".join(f"{p.name} ({p.error})" for p in broken)
+        "; plugins that failed to load: " + "; ".join(f"{p.name} ({p.error})" for p in broken)
         if broken
         else ""
     )

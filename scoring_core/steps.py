@@ -212,11 +212,13 @@ class Step:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return LoadOutcome(None, reason, time.perf_counter() - started)
-        if not callable(getattr(scorer, "score", None)):
+        if isinstance(scorer, type) or not callable(getattr(scorer, "score", None)):
             close_scorer(scorer, self.name)
             return LoadOutcome(
                 None,
-                f"scorer {self.registration.name!r} built an object without a score(X) method",
+                f"scorer {self.registration.name!r}: its factory returned "
+                f"{type(scorer).__name__ if not isinstance(scorer, type) else 'a class'}, not "
+                "an object with a score(X) method; register a factory that builds the scorer",
                 time.perf_counter() - started,
             )
         problem = self._self_test(scorer)

@@ -62,8 +62,22 @@ class _GuardedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.alias_count = 0
+        self.depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                peek: Callable[[], Any] = self.peek_event
+                raise ConfigError(
+                    f"the document nests deeper than {MAX_DEPTH} levels; refusing it",
+                    line=peek().start_mark.line + 1,
+                )
+            return self._compose_counted(parent, index)
+        finally:
+            self.depth -= 1
+
+    def _compose_counted(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             self.alias_count += 1
             if self.alias_count > MAX_ALIASES:
@@ -198,7 +212,10 @@ def load_yaml_text(text: str, *, file: str | None = None) -> LoadedYaml:
             f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB; a configuration never is",
             file=file,
         )
-    loader = _GuardedLoader(text)
+    try:
+        loader = _GuardedLoader(text)
+    except yaml.YAMLError as exc:  # e.g. a control character the YAML reader refuses
+        raise ConfigError(f"invalid YAML: {_short(exc)}", file=file) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -220,6 +237,10 @@ def load_yaml_text(text: str, *, file: str | None = None) -> LoadedYaml:
         raise ConfigError(
             "the document nests too deeply to read; a configuration never does", file=file
         ) from None
+    except ConfigError as exc:
+        if exc.file is not None or file is None:
+            raise
+        raise ConfigError(exc.message, key_path=exc.key_path, file=file, line=exc.line) from None
     finally:
         loader.dispose()
 
@@ -233,6 +254,8 @@ def load_yaml_file(path: str | Path) -> LoadedYaml:
         raise ConfigError("the file does not exist; check the path", file=str(p)) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the file ({exc})", file=str(p)) from None
+    if not p.is_file():
+        raise ConfigError("not a regular file; give the path of a YAML file", file=str(p))
     if size > MAX_CONFIG_BYTES:
         raise ConfigError(
             f"the file is {size} bytes, over the {MAX_CONFIG_BYTES // 1024} KiB limit for a "

@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests: reproducible by default (the same examples on every run and machine,
+# nothing written to .hypothesis/); HYPOTHESIS_PROFILE=dev explores new examples.
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)

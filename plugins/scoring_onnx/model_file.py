@@ -76,6 +76,11 @@ def check_model_file(path: Path, *, sha256: str | None, max_bytes: int) -> Model
 
 def check_custom_op_library(path: Path, sha256: str) -> Path:
     """A custom-op library is loaded only when its bytes hash to the pinned sha256."""
+    if not path.is_file():
+        raise OnnxLoadError(
+            f"custom-op library {path} is not a regular file; check `custom_op_libraries`",
+            path=path,
+        )
     try:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
