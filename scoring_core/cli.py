@@ -3,8 +3,13 @@
 Exit codes (every command):
 
 * 0: success
-* 1: the work ran but found a problem (``check``: a step is unavailable)
-* 2: usage error, bad configuration, or bad input (the message says which)
+* 1: the work ran but found a problem (``check``: a step is unavailable; ``score``:
+  a row was rejected and ``--fail-on-reject`` is set, or every step failed for a row
+  and the config says ``on_exhausted: raise``, in which case no output is written)
+* 2: usage error, bad configuration, or bad input (the message says which; for ``score``
+  and ``compare``: an unreadable, empty or truncated file, a missing column, a column of
+  a type that cannot hold numbers). Bad values in single rows are not exit 2: those rows
+  go to the rejects file
 * 3: an unexpected error (rerun with ``--debug`` for the traceback)
 """
 
@@ -183,3 +188,129 @@ def main(argv: list[str] | None = None) -> Any:
     command: Callable[..., Any] = cli
     return command(args=argv, prog_name="scoring")
 
+
+# -- score and compare (the work is in scoring_core/cli_score.py) ---------------------------
+
+_FORMAT = click.Choice(["csv", "jsonl", "parquet", "json", "ndjson", "pq"], case_sensitive=False)
+_CHUNK_ROWS = 16_384
+_chunk_rows_option = click.option(
+    "--chunk-rows",
+    type=click.IntRange(1),
+    default=_CHUNK_ROWS,
+    show_default=True,
+    help="Rows read and scored at a time (memory grows with it).",
+)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("-o", "--output", default="-", show_default=True, help="Output file; - is stdout.")
+@config_option
+@click.option("--format", "fmt", type=_FORMAT, help="Format of both input and output.")
+@click.option("--input-format", type=_FORMAT, help="Input format (default: from the extension).")
+@click.option("--output-format", type=_FORMAT, help="Output format (default: from the extension).")
+@click.option(
+    "--keep",
+    metavar="COLS",
+    help="Input columns copied to the output: a,b,c | all | none (default: the non-feature ones).",
+)
+@click.option(
+    "--rejects",
+    "rejects_path",
+    metavar="PATH",
+    help="Rejects file (default: next to OUTPUT, out.csv -> out.rejects.csv).",
+)
+@click.option("--fail-on-reject", is_flag=True, help="Exit 1 when any row was rejected.")
+@_chunk_rows_option
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: only when stderr is a terminal).",
+)
+@click.pass_context
+def score(
+    ctx: click.Context,
+    input_path: str,
+    output: str,
+    config: Path | None,
+    fmt: str | None,
+    input_format: str | None,
+    output_format: str | None,
+    keep: str | None,
+    rejects_path: str | None,
+    fail_on_reject: bool,
+    chunk_rows: int,
+    progress: bool | None,
+) -> None:
+    """Score INPUT (CSV, JSON Lines or Parquet; - for stdin) through the chain.
+
+    The output keeps the input's other columns and adds score, scorer and
+    fallback_reason, in input order. Rows with bad input go to the rejects file with
+    their row number, column and reason: rows in = scored + rejected, always.
+    """
+    with _errors_reported(_debug(ctx)):
+        from scoring_core.cli_score import score_command
+
+        code = score_command(
+            input_path=input_path,
+            output=output,
+            config=_config_path(config),
+            fmt=fmt,
+            input_format=input_format,
+            output_format=output_format,
+            keep=keep,
+            rejects_path=rejects_path,
+            fail_on_reject=fail_on_reject,
+            chunk_rows=chunk_rows,
+            progress=progress,
+        )
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT")
+@config_option
+@click.option("--format", "fmt", type=_FORMAT, help="Input format (default: from the extension).")
+@click.option("--label", metavar="COLUMN", help="True outcomes: adds MSE, MAE (and AUC if 0/1).")
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.70,
+    show_default=True,
+    help="Decision cut for the agreement between steps.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.png",
+    help="Save score distributions and step-vs-step scatter plots (needs matplotlib).",
+)
+@_chunk_rows_option
+@click.pass_context
+def compare(
+    ctx: click.Context,
+    input_path: str,
+    config: Path | None,
+    fmt: str | None,
+    label: str | None,
+    threshold: float,
+    as_json: bool,
+    plot: str | None,
+    chunk_rows: int,
+) -> None:
+    """Score INPUT with each chain step alone and compare the steps (and with --label)."""
+    with _errors_reported(_debug(ctx)):
+        from scoring_core.compare import compare_command
+
+        code = compare_command(
+            input_path=input_path,
+            config=_config_path(config),
+            fmt=fmt,
+            label=label,
+            threshold=threshold,
+            as_json=as_json,
+            plot=plot,
+            chunk_rows=chunk_rows,
+        )
+    sys.exit(code)

@@ -1,0 +1,44 @@
+"""Row files for the command line: CSV, JSON Lines and Parquet, read and written in chunks.
+
+pyarrow (the optional extra ``files``) is imported inside the functions that need it.
+"""
+
+from scoring_core.table_io.formats import (
+    FORMATS,
+    STDIO,
+    DataFileError,
+    display_name,
+    file_format,
+    require_pyarrow,
+)
+from scoring_core.table_io.numbers import column_numbers, feature_matrix
+from scoring_core.table_io.pipeline import WriteBehind, read_ahead
+from scoring_core.table_io.readers import Chunk, TableReader, open_reader
+from scoring_core.table_io.writers import (
+    TableWriter,
+    arrow_integers,
+    arrow_numbers,
+    arrow_strings,
+    empty_strings,
+)
+
+__all__ = [
+    "FORMATS",
+    "STDIO",
+    "Chunk",
+    "DataFileError",
+    "TableReader",
+    "TableWriter",
+    "WriteBehind",
+    "arrow_integers",
+    "arrow_numbers",
+    "arrow_strings",
+    "column_numbers",
+    "display_name",
+    "empty_strings",
+    "feature_matrix",
+    "file_format",
+    "open_reader",
+    "read_ahead",
+    "require_pyarrow",
+]

@@ -1,0 +1,62 @@
+"""File formats, their detection, and the error for a file that cannot be read or written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from scoring_core.errors import ScoringError
+
+__all__ = ["FORMATS", "STDIO", "DataFileError", "display_name", "file_format", "require_pyarrow"]
+
+FORMATS = ("csv", "jsonl", "parquet")
+STDIO = "-"
+ALIASES = {"json": "jsonl", "ndjson": "jsonl", "pq": "parquet"}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+class DataFileError(ScoringError):
+    """A data file could not be read or written: unreadable, empty, truncated, a missing
+    column, a column that cannot hold numbers. ``file`` and ``column`` say where."""
+
+    def __init__(self, message: str, *, file: str | None = None, column: str | None = None):
+        self.file = file
+        self.column = column
+        super().__init__(message)
+
+
+def require_pyarrow() -> None:
+    """Fail with the install command when the optional pyarrow is missing."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise DataFileError(
+            "reading and writing CSV, JSON Lines and Parquet files needs pyarrow: "
+            "pip install 'scoring-core[files]'"
+        ) from None
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == STDIO else path
+
+
+def file_format(path: str, given: str | None, *, role: str) -> str:
+    """The format of ``path``: ``given`` (or its alias) when set, else from the extension."""
+    if given is not None:
+        return ALIASES.get(given.lower(), given.lower())
+    suffix = Path(path).suffix.lower() if path != STDIO else ""
+    if suffix in _EXTENSIONS:
+        return _EXTENSIONS[suffix]
+    what = f"standard {'input' if role == 'input' else 'output'}" if path == STDIO else repr(path)
+    raise click.UsageError(
+        f"cannot tell the {role} format of {what} from its extension; pass --{role}-format "
+        f"(or --format): one of {', '.join(FORMATS)}"
+    )

@@ -1,0 +1,302 @@
+"""Reading CSV, JSON Lines and Parquet files in chunks of rows, so memory stays flat.
+
+Each chunk is a pyarrow Table with the 1-based number of each of its rows (a CSV header is
+not a row). Rows that cannot even be parsed (a CSV line with the wrong number of fields,
+a line that is not a JSON object) are not dropped: they come in ``Chunk.broken`` with
+their row number, for the caller's rejects file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from scoring_core.table_io.formats import STDIO, DataFileError, display_name
+
+__all__ = ["TEXT_SHOWN", "Chunk", "StreamReader", "TableReader", "close_input", "open_reader"]
+
+_CSV_BLOCK_BYTES = 1 << 20  # pyarrow's streaming CSV parser is fastest around 1 MB (measured)
+TEXT_SHOWN = 120
+
+
+@dataclass
+class Chunk:
+    """Rows read from a file: the parsed ones in ``table``, the unparseable ones in ``broken``.
+
+    ``rows[i]`` is the row number of ``table`` row ``i``; ``broken`` holds
+    ``(row number, what is wrong)`` for each row that could not be parsed.
+    """
+
+    table: Any  # pyarrow.Table
+    rows: npt.NDArray[np.int64]
+    broken: list[tuple[int, str]] = field(default_factory=list)
+
+
+class TableReader:
+    """An open input file; :meth:`chunks` reads it once, front to back."""
+
+    def __init__(self, name: str, columns: Sequence[str], total_rows: int | None) -> None:
+        self.name = name
+        self.columns = tuple(columns)
+        self.total_rows = total_rows  # None when only reading tells
+        self.notes: list[str] = []  # what the summary should mention
+
+    def chunks(
+        self, columns: Sequence[str], chunk_rows: int, numeric: Sequence[str] = ()
+    ) -> Iterator[Chunk]:
+        """Chunks of about ``chunk_rows`` rows holding ``columns`` (those present);
+        ``numeric`` names the columns meant to hold numbers (a hint for text formats)."""
+        raise NotImplementedError
+
+    def progress(self, rows_done: int) -> tuple[int, int | None]:
+        """How far reading is, as ``(done, total)``: rows when the file says how many it
+        has (Parquet), else bytes of a regular file; ``total`` is None when unknown."""
+        return rows_done, self.total_rows
+
+    def close(self) -> None:
+        """Release the file."""
+
+
+def open_reader(path: str, fmt: str) -> TableReader:
+    """Open ``path`` (``-``: standard input) in ``fmt`` for chunked reading."""
+    name = display_name(path)
+    if path != STDIO and not Path(path).is_file():
+        problem = "is a folder" if Path(path).is_dir() else "does not exist"
+        raise DataFileError(f"input file {path!r} {problem}", file=path)
+    if fmt == "parquet":
+        return _ParquetReader(name, path)
+    try:
+        stream: IO[bytes] = sys.stdin.buffer if path == STDIO else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise DataFileError(f"cannot open {name}: {exc.strerror or exc}", file=path) from None
+    try:
+        if fmt == "jsonl":
+            from scoring_core.table_io.jsonl import JsonLinesReader
+
+            return JsonLinesReader(name, stream)
+        return _CsvReader(name, stream, None if path == STDIO else path)
+    except BaseException:
+        close_input(stream)
+        raise
+
+
+class StreamReader(TableReader):
+    """A reader of a byte stream; progress is the stream's position in a regular file."""
+
+    _stream: IO[bytes]
+
+    def progress(self, rows_done: int) -> tuple[int, int | None]:
+        try:
+            descriptor = self._stream.fileno()
+            size = os.fstat(descriptor).st_size
+            position = os.lseek(descriptor, 0, os.SEEK_CUR)  # no lock: the reader may be busy
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return rows_done, None
+        return (position, size) if size > 0 else (rows_done, None)
+
+
+def close_input(stream: IO[bytes]) -> None:
+    if stream is not sys.stdin.buffer:
+        stream.close()
+
+
+def _arrow_error(name: str, exc: Exception, where: str = "") -> DataFileError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataFileError(f"cannot read {name}{where}: {text}", file=name)
+
+
+class _CsvReader(StreamReader):
+    """CSV with a header line. Columns other than the numeric ones are read as text, exactly
+    as written (ids such as ``007`` survive).
+
+    The numeric columns are first parsed as float64 by pyarrow while it reads (fast). The
+    first cell that does not parse (``abc``, `` 0.5``), or a row with the wrong number of
+    fields, makes pyarrow fail a whole block; the reader then starts again from the last
+    chunk it delivered, reading those columns as text to be checked cell by cell (slower,
+    but one bad cell rejects one row). Standard input cannot be read twice: it is always
+    read the careful way.
+    """
+
+    def __init__(self, name: str, stream: IO[bytes], path: str | None) -> None:
+        header = stream.readline()
+        if not header.strip():
+            kind = "is empty (0 bytes)" if not header else "starts with an empty line"
+            raise DataFileError(f"{name} {kind}; expected a CSV header line", file=name)
+        try:
+            names = next(csv.reader([header.decode("utf-8-sig")]))
+        except UnicodeDecodeError as exc:
+            raise DataFileError(
+                f"{name}: the header line is not UTF-8 ({exc})", file=name
+            ) from None
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise DataFileError(
+                f"{name}: column {duplicates[0]!r} appears more than once in the header",
+                file=name,
+                column=duplicates[0],
+            )
+        super().__init__(name, names, None)
+        self._stream = stream
+        self._path = path
+
+    def chunks(
+        self, columns: Sequence[str], chunk_rows: int, numeric: Sequence[str] = ()
+    ) -> Iterator[Chunk]:
+        numbering = _RowNumbering()
+        fast = self._path is not None and bool(numeric)
+        while True:
+            try:
+                yield from self._read(columns, chunk_rows, numeric if fast else (), numbering)
+                return
+            except _FastPassFailedError:
+                fast = False
+                numbering.pending.clear()  # found again when those rows are read again
+                close_input(self._stream)
+                assert self._path is not None
+                self._stream = open(self._path, "rb")  # noqa: SIM115 - closed in close()
+                self._stream.readline()
+
+    def _read(
+        self,
+        columns: Sequence[str],
+        chunk_rows: int,
+        numeric: Sequence[str],
+        numbering: _RowNumbering,
+    ) -> Iterator[Chunk]:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        def invalid_row(row: Any) -> str:
+            if numeric:  # pyarrow then fails the block: read again, carefully
+                return "error"
+            text = row.text if len(row.text) <= TEXT_SHOWN else row.text[:TEXT_SHOWN] + "..."
+            why = f"has {row.actual_columns} fields, expected {row.expected_columns}: {text!r}"
+            numbering.pending.append((int(row.number), why))
+            return "skip"
+
+        types = {c: pa.float64() if c in numeric else pa.string() for c in self.columns}
+        try:
+            reader = pcsv.open_csv(
+                self._stream,
+                read_options=pcsv.ReadOptions(
+                    column_names=list(self.columns),
+                    skip_rows_after_names=numbering.next_row - 1,  # rows already delivered
+                    use_threads=False,  # with threads, pyarrow cannot number malformed rows
+                    block_size=_CSV_BLOCK_BYTES,
+                ),
+                parse_options=pcsv.ParseOptions(invalid_row_handler=invalid_row),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=types,
+                    include_columns=[c for c in self.columns if c in set(columns)],
+                    strings_can_be_null=False,
+                    null_values=[""],  # only an empty cell is missing; "NaN" is NaN
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):  # a header and nothing else
+                return
+            if numeric:
+                raise _FastPassFailedError() from None
+            raise _arrow_error(self.name, exc) from None
+        pending: list[Any] = []
+        pending_rows = 0
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError) as exc:
+                if numeric and isinstance(exc, pa.ArrowInvalid):
+                    raise _FastPassFailedError() from None
+                raise _arrow_error(self.name, exc, f" after row {numbering.next_row - 1}") from None
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= chunk_rows:
+                yield numbering.chunk(pa.Table.from_batches(pending), last=False)
+                pending, pending_rows = [], 0
+        if pending or numbering.pending:
+            table = pa.Table.from_batches(pending, schema=reader.schema)
+            yield numbering.chunk(table, last=True)
+
+    def close(self) -> None:
+        close_input(self._stream)
+
+
+class _FastPassFailedError(Exception):
+    """The fast CSV pass met a cell or a row it cannot take: read again, carefully."""
+
+
+class _RowNumbering:
+    """Numbers CSV rows 1, 2, ... giving malformed rows (in ``pending``) their own numbers."""
+
+    def __init__(self) -> None:
+        self.next_row = 1
+        self.pending: list[tuple[int, str]] = []
+
+    def chunk(self, table: Any, *, last: bool) -> Chunk:
+        n = table.num_rows
+        known = sorted(self.pending)
+        candidates = np.arange(self.next_row, self.next_row + n + len(known), dtype=np.int64)
+        if known:
+            candidates = candidates[~np.isin(candidates, [row for row, _ in known])]
+        rows = candidates[:n]
+        end = int(rows[-1]) if n else self.next_row - 1
+        broken = known if last else [b for b in known if b[0] < end]
+        self.pending = [b for b in known if b not in broken]
+        self.next_row = max([end, *(row for row, _ in broken)]) + 1
+        return Chunk(table, rows, broken)
+
+
+class _ParquetReader(TableReader):
+    """Parquet, one batch at a time. Memory also grows with the file's row-group size:
+    pyarrow decodes a row group's column chunks whole."""
+
+    def __init__(self, name: str, path: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        source: Any = path
+        if path == STDIO:  # Parquet keeps its index at the end: read the pipe into memory
+            source = pa.BufferReader(sys.stdin.buffer.read())
+        try:
+            # No pre-buffering: it holds a whole row group's bytes (measured: more memory,
+            # no faster here).
+            self._file = pq.ParquetFile(source, pre_buffer=False, buffer_size=1 << 20)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataFileError(
+                f"cannot read {name} as Parquet: {str(exc).strip()} (is it truncated, or not "
+                "a Parquet file? --input-format chooses another format)",
+                file=name,
+            ) from None
+        super().__init__(name, self._file.schema_arrow.names, self._file.metadata.num_rows)
+
+    def chunks(
+        self, columns: Sequence[str], chunk_rows: int, numeric: Sequence[str] = ()
+    ) -> Iterator[Chunk]:
+        import pyarrow as pa
+
+        wanted = [c for c in self.columns if c in set(columns)]
+        next_row = 1
+        batches = self._file.iter_batches(batch_size=chunk_rows, columns=wanted)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise _arrow_error(self.name, exc, f" after row {next_row - 1}") from None
+            rows = np.arange(next_row, next_row + batch.num_rows, dtype=np.int64)
+            next_row += batch.num_rows
+            yield Chunk(pa.Table.from_batches([batch]), rows)
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,221 @@
+"""`scoring compare`, through the real command line, and its metrics against numpy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+
+from scoring_core.cli import cli
+from scoring_core.compare import auc, average_ranks, pearson, spearman
+
+FEATURES = ("a", "b", "c")
+LOCAL_PLUGIN = """
+import numpy as np
+import scoring_core
+
+
+class Mean:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        return X.mean(axis=1)
+
+
+class First:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        return X[:, 0]
+
+
+class Flaky:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        out = X.mean(axis=1).astype(np.float64)
+        out[X[:, 0] > 0.9] = np.nan
+        return out
+
+
+@scoring_core.hookimpl
+def scoring_register_scorers(register):
+    register("mean", Mean)
+    register("first", First)
+    register("flaky", Flaky)
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORING_LOAD_PLUGINS", "")
+
+
+def write_config(folder: Path, scorers: tuple[str, str]) -> Path:
+    (folder / "myplugin.py").write_text(LOCAL_PLUGIN)
+    features = "".join(f"  - {{name: {name}, min: 0, max: 1}}\n" for name in FEATURES)
+    names = [f"{s}_step" if s not in scorers[:i] else f"{s}_step{i}" for i, s in enumerate(scorers)]
+    chain = "".join(
+        f"  - {{name: {n}, scorer: {s}}}\n" for n, s in zip(names, scorers, strict=True)
+    )
+    config = folder / "scoring.yaml"
+    config.write_text(
+        f"features:\n{features}output_range: [0, 1]\nplugins: [myplugin.py]\nchain:\n{chain}"
+    )
+    return config
+
+
+def write_rows(folder: Path, X: np.ndarray, label: np.ndarray | None = None) -> Path:
+    columns = {f: pa.array(X[:, j]) for j, f in enumerate(FEATURES)}
+    if label is not None:
+        columns["outcome"] = pa.array(label)
+    path = folder / "rows.parquet"
+    pq.write_table(pa.table({"id": pa.array(range(len(X))), **columns}), path)
+    return path
+
+
+def compare(config: Path, path: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["compare", str(path), "--config", str(config), *args])
+
+
+def compare_json(config: Path, path: Path, *args: str) -> dict[str, object]:
+    result = compare(config, path, "--json", *args)
+    assert result.exit_code == 0, result.output
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def data(n: int = 400, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.0, 0.85, size=(n, len(FEATURES)))
+
+
+# -- through the command line -------------------------------------------------------------------
+
+
+def test_identical_steps_agree_completely(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ("mean", "mean"))
+    report = compare_json(config, write_rows(tmp_path, data()))
+    (pair,) = report["pairs"]  # type: ignore[misc]
+    assert pair["pearson"] == pytest.approx(1.0)
+    assert pair["spearman"] == pytest.approx(1.0)
+    assert pair["mean_abs_diff"] == 0.0
+    assert pair["agreement"] == 1.0
+
+
+def test_pair_metrics_match_numpy_on_known_data(tmp_path: Path) -> None:
+    X = data()
+    config = write_config(tmp_path, ("mean", "first"))
+    report = compare_json(config, write_rows(tmp_path, X), "--threshold", "0.4")
+    a, b = X.astype(np.float32).mean(axis=1), X.astype(np.float32)[:, 0]
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    (pair,) = report["pairs"]  # type: ignore[misc]
+    assert (pair["a"], pair["b"], pair["rows"]) == ("mean_step", "first_step", 400)
+    assert pair["pearson"] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-6)
+    ranks_a, ranks_b = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))  # no ties here
+    assert pair["spearman"] == pytest.approx(np.corrcoef(ranks_a, ranks_b)[0, 1], abs=1e-6)
+    assert pair["mean_abs_diff"] == pytest.approx(np.mean(np.abs(a - b)), abs=1e-6)
+    assert pair["agreement"] == pytest.approx(np.mean((a >= 0.4) == (b >= 0.4)), abs=1e-6)
+
+
+def test_each_step_reports_its_latency_and_failed_rows(tmp_path: Path) -> None:
+    X = data()
+    X[:7, 0] = 0.95
+    config = write_config(tmp_path, ("flaky", "mean"))
+    report = compare_json(config, write_rows(tmp_path, X))
+    flaky, mean = report["steps"]  # type: ignore[misc]
+    assert (flaky["name"], flaky["rows"], flaky["rows_failed"]) == ("flaky_step", 400, 7)
+    ((reason, rows),) = flaky["failure_reasons"].items()
+    assert "non-finite" in reason
+    assert rows == 7
+    assert mean["rows_failed"] == 0
+    assert mean["us_per_row"] > 0
+    assert report["pairs"][0]["rows"] == 393  # type: ignore[index]
+
+
+def test_a_numeric_label_gives_mse_and_mae_per_step(tmp_path: Path) -> None:
+    X = data()
+    label = np.linspace(0.0, 1.0, len(X))
+    config = write_config(tmp_path, ("mean", "first"))
+    report = compare_json(config, write_rows(tmp_path, X, label), "--label", "outcome")
+    mean, first = report["steps"]  # type: ignore[misc]
+    expected = X.astype(np.float32).mean(axis=1).astype(np.float64)
+    assert mean["mse"] == pytest.approx(np.mean((expected - label) ** 2), abs=1e-6)
+    assert mean["mae"] == pytest.approx(np.mean(np.abs(expected - label)), abs=1e-6)
+    assert mean["auc"] is None  # the label is not 0/1
+    assert first["mse"] is not None
+
+
+def test_a_binary_label_gives_the_auc(tmp_path: Path) -> None:
+    X = data(300)
+    first = X.astype(np.float32)[:, 0].astype(np.float64)
+    label = (first + np.random.default_rng(3).normal(0, 0.2, len(X)) > 0.45).astype(np.int64)
+    config = write_config(tmp_path, ("first", "mean"))
+    report = compare_json(config, write_rows(tmp_path, X, label), "--label", "outcome")
+    positive, negative = first[label == 1], first[label == 0]
+    pairs = positive[:, None] - negative[None, :]
+    expected = (np.sum(pairs > 0) + 0.5 * np.sum(pairs == 0)) / pairs.size
+    assert report["label_binary"] is True
+    assert report["steps"][0]["auc"] == pytest.approx(expected, abs=1e-6)  # type: ignore[index]
+
+
+def test_the_terminal_table_names_the_metrics(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ("mean", "first"))
+    result = compare(config, write_rows(tmp_path, data()))
+    assert result.exit_code == 0, result.output
+    for word in ("mean_step", "first_step", "pearson", "spearman", "agreement", "us/row"):
+        assert word in result.stdout
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ("mean", "first"))
+    plot = tmp_path / "steps.png"
+    result = compare(config, write_rows(tmp_path, data()), "--plot", str(plot))
+    assert result.exit_code == 0, result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rejected_rows_are_counted_not_compared(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ("mean", "first"))
+    (tmp_path / "rows.csv").write_text("id,a,b,c\n1,0.1,0.2,0.3\n2,x,0.2,0.3\n3,0.5,0.5,2\n")
+    report = compare_json(config, tmp_path / "rows.csv")
+    assert report["rows"] == {"in": 3, "compared": 1, "rejected": 2}
+
+
+def test_a_missing_label_column_exits_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ("mean", "first"))
+    result = compare(config, write_rows(tmp_path, data()), "--label", "outcom")
+    assert result.exit_code == 2
+    assert "no label column 'outcom'" in result.output
+
+
+# -- the metrics themselves ---------------------------------------------------------------------
+
+
+def test_average_ranks_share_ranks_between_ties() -> None:
+    ranks = average_ranks(np.array([10.0, 20.0, 20.0, 5.0, 20.0]))
+    np.testing.assert_array_equal(ranks, [2.0, 4.0, 4.0, 1.0, 4.0])
+
+
+def test_spearman_is_one_for_any_increasing_transform() -> None:
+    x = np.random.default_rng(0).normal(size=200)
+    assert spearman(x, np.exp(3 * x)) == pytest.approx(1.0)
+    assert pearson(x, np.exp(3 * x)) < 0.9
+
+
+def test_correlations_of_a_constant_are_undefined_not_nan() -> None:
+    assert pearson(np.ones(5), np.arange(5.0)) is None
+    assert spearman(np.ones(5), np.arange(5.0)) is None
+
+
+def test_auc_counts_ties_as_half_and_needs_both_classes() -> None:
+    assert auc(np.array([0.5, 0.5]), np.array([1.0, 0.0])) == 0.5
+    assert auc(np.array([0.2, 0.8]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.array([0.2, 0.8]), np.array([1.0, 1.0])) is None

@@ -1,0 +1,527 @@
+"""`scoring score`, run through the real command line on files the tests write.
+
+The chain comes from a local plugin written into tmp_path (no built-in scorer involved):
+``model`` (scorer ``flaky``: NaN for rows whose first feature is above 0.9) falls back to
+``formula`` (scorer ``mean``: the mean of the features).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+
+from scoring_core.cli import cli
+
+FEATURES = ("a", "b", "c", "d", "e")
+LOCAL_PLUGIN = """
+import numpy as np
+import scoring_core
+
+
+class Mean:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        return X.mean(axis=1)
+
+
+class Flaky:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        out = X.mean(axis=1).astype(np.float64)
+        out[X[:, 0] > 0.9] = np.nan
+        return out
+
+
+class AlwaysNan:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        return np.full(X.shape[0], np.nan)
+
+
+@scoring_core.hookimpl
+def scoring_register_scorers(register):
+    register("mean", Mean)
+    register("flaky", Flaky)
+    register("always_nan", AlwaysNan)
+"""
+CHAIN = "  - {name: model, scorer: flaky}\n  - {name: formula, scorer: mean}\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORING_LOAD_PLUGINS", "")
+
+
+def write_config(
+    folder: Path, chain: str = CHAIN, extra: str = "", d_default: bool = False
+) -> Path:
+    (folder / "myplugin.py").write_text(LOCAL_PLUGIN)
+    features = "".join(
+        f"  - {{name: {name}, min: 0, max: 1"
+        + (", default: 0.5" if d_default and name == "d" else "")
+        + "}\n"
+        for name in FEATURES
+    )
+    config = folder / "scoring.yaml"
+    config.write_text(
+        f"features:\n{features}output_range: [0, 1]\nplugins: [myplugin.py]\nchain:\n{chain}{extra}"
+    )
+    return config
+
+
+def clean_rows(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0.0, 0.85, size=(n, len(FEATURES))).round(4)
+    return [f"id-{i:03d}" for i in range(n)], X
+
+
+def rows_table(ids: list[str], X: np.ndarray) -> pa.Table:
+    columns = {"id": pa.array(ids), **{f: pa.array(X[:, j]) for j, f in enumerate(FEATURES)}}
+    return pa.table(columns)
+
+
+def score(config: Path, *args: str, stdin: bytes | None = None) -> Result:
+    return CliRunner().invoke(cli, ["score", *args, "--config", str(config)], input=stdin)
+
+
+def read(path: Path) -> list[dict[str, object]]:
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pylist()
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    return pcsv.read_csv(
+        path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True)
+    ).to_pylist()
+
+
+BROKEN_CSV = (
+    "id,a,b,c,d,e\n"
+    "r1,0.1,0.2,0.3,0.4,0.5\n"
+    "r2,abc,0.2,0.3,0.4,0.5\n"  # text in a number column
+    "r3,NaN,0.2,0.3,0.4,0.5\n"  # NaN
+    "r4,0.1,0.2,1.5,0.4,0.5\n"  # out of range
+    "r5,0.1,,0.3,0.4,0.5\n"  # empty cell
+    "r6,0.1,0.2\n"  # too few fields
+    "r7,0.95,0.2,0.3,0.4,0.5\n"  # scored by the fallback
+)
+
+
+# -- formats ------------------------------------------------------------------------------------
+
+
+def test_csv_to_csv_keeps_ids_and_input_order_and_adds_score_columns(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(50)
+    pcsv.write_csv(rows_table(ids, X), tmp_path / "in.csv")
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 0, result.output
+    rows = read(tmp_path / "out.csv")
+    assert list(rows[0]) == ["id", "score", "scorer", "fallback_reason"]
+    assert [r["id"] for r in rows] == ids
+    np.testing.assert_allclose([r["score"] for r in rows], X.mean(axis=1), atol=1e-6)
+    assert {r["scorer"] for r in rows} == {"model"}
+
+
+def test_csv_to_parquet_writes_float_scores_and_text_ids(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(20)
+    pcsv.write_csv(rows_table(ids, X), tmp_path / "in.csv")
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.schema.field("score").type == pa.float64()
+    assert table.column("id").to_pylist() == ids
+
+
+def test_parquet_to_parquet_scores_every_row_in_order(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(300)
+    pq.write_table(rows_table(ids, X), tmp_path / "in.parquet", row_group_size=64)
+    result = score(
+        config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
+        "--chunk-rows", "50",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.column("id").to_pylist() == ids
+    np.testing.assert_allclose(table.column("score").to_numpy(), X.mean(axis=1), atol=1e-6)
+
+
+def test_jsonl_to_jsonl_accepts_numbers_and_numeric_text(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    lines = [
+        {"id": 1, "a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4, "e": 0.5},
+        {"id": 2, "a": "0.5", "b": 0.5, "c": 0.5, "d": 0.5, "e": 0.5},
+    ]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = score(config, str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    rows = read(tmp_path / "out.jsonl")
+    assert [r["id"] for r in rows] == [1, 2]
+    assert rows[1]["score"] == pytest.approx(0.5)
+
+
+def test_stdin_to_stdout_needs_only_a_format(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    data = b"id,a,b,c,d,e\nx,0.2,0.2,0.2,0.2,0.2\ny,0.4,0.4,0.4,0.4,0.4\n"
+    result = score(config, "-", "--format", "csv", stdin=data)
+    assert result.exit_code == 0, result.stderr
+    table = pcsv.read_csv(pa.BufferReader(result.stdout_bytes))
+    assert table.column("id").to_pylist() == ["x", "y"]
+    assert table.column("score").to_pylist() == pytest.approx([0.2, 0.4])
+    assert "rows in" in result.stderr  # the summary goes to stderr, never into the data
+
+
+def test_stdin_without_a_format_is_a_usage_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = score(config, "-", stdin=b"id,a\n")
+    assert result.exit_code == 2
+    assert "--input-format" in result.output
+
+
+# -- fallbacks and rejects ----------------------------------------------------------------------
+
+
+def test_fallback_reason_is_filled_only_for_rows_that_fell_back(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(10)
+    X[[2, 7], 0] = 0.95
+    pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code == 0, result.output
+    rows = read(tmp_path / "out.parquet")
+    fell_back = [i for i, r in enumerate(rows) if r["fallback_reason"]]
+    assert fell_back == [2, 7]
+    assert rows[2]["scorer"] == "formula"
+    assert str(rows[2]["fallback_reason"]).startswith("model: returned a non-finite score")
+    assert rows[0]["scorer"] == "model"
+    assert rows[0]["fallback_reason"] == ""
+    assert "step 'model': non_finite 2" in result.stderr
+
+
+def test_bad_rows_go_to_the_rejects_file_with_row_column_and_reason(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "in.csv").write_text(BROKEN_CSV)
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 0, result.output
+    scored = read(tmp_path / "out.csv")
+    rejects = read(tmp_path / "out.rejects.csv")
+    assert [r["id"] for r in scored] == ["r1", "r7"]
+    assert [(r["row"], r["column"], r["id"]) for r in rejects] == [
+        (2, "a", "r2"),
+        (3, "a", "r3"),
+        (4, "c", "r4"),
+        (5, "b", "r5"),
+        (6, None, None),  # unparsed: no column, no id
+    ]
+    messages = [str(r["error"]) for r in rejects]
+    assert "'abc', not a number" in messages[0]
+    assert "NaN" in messages[1]
+    assert "outside [0.0, 1.0]" in messages[2]
+    assert "empty" in messages[3]
+    assert "has 3 fields, expected 6" in messages[4]
+    assert len(scored) + len(rejects) == 7
+    assert re.search(r"rows in +7 += 2 scored \+ 5 rejected \(the counts add up\)", result.stderr)
+
+
+def test_rejects_keep_their_row_numbers_across_chunks(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    lines = ["id,a,b,c,d,e"]
+    bad = {5, 17, 18, 40}
+    short = {9, 33}
+    for row in range(1, 51):
+        if row in short:
+            lines.append(f"r{row},0.1")
+        elif row in bad:
+            lines.append(f"r{row},x,0.1,0.1,0.1,0.1")
+        else:
+            lines.append(f"r{row},0.1,0.1,0.1,0.1,0.1")
+    (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    result = score(
+        config, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.parquet"),
+        "--chunk-rows", "7",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rejects = read(tmp_path / "out.rejects.parquet")
+    assert [r["row"] for r in rejects] == sorted(bad | short)
+    assert all(r["id"] == f"r{r['row']}" for r in rejects if r["row"] in bad)
+    scored = read(tmp_path / "out.parquet")
+    assert [r["id"] for r in scored] == [f"r{i}" for i in range(1, 51) if i not in bad | short]
+
+
+def test_a_bad_cell_deep_in_a_big_csv_rejects_one_row_and_repeats_none(tmp_path: Path) -> None:
+    # Past the first megabyte (pyarrow's block): the fast pass has delivered chunks
+    # when it meets the bad cell, then reads on carefully from there.
+    config = write_config(tmp_path)
+    n = 40_000
+    lines = ["id,a,b,c,d,e"] + [f"r{row},0.1,0.2,0.3,0.4,0.5" for row in range(1, n + 1)]
+    lines[35_000] = "r35000,0.1,0.2,oops,0.4,0.5"
+    lines[36_000] = "r36000,0.1"
+    (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    assert (tmp_path / "in.csv").stat().st_size > 1 << 20
+    out = tmp_path / "out.parquet"
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(out), "--chunk-rows", "1000")
+    assert result.exit_code == 0, result.output
+    ids = pq.read_table(out).column("id").to_pylist()
+    assert len(ids) == n - 2
+    assert ids == [f"r{row}" for row in range(1, n + 1) if row not in (35_000, 36_000)]
+    rejects = read(tmp_path / "out.rejects.parquet")
+    assert [(r["row"], r["column"]) for r in rejects] == [(35_000, "c"), (36_000, "")]
+
+
+def test_text_in_a_parquet_number_column_rejects_only_that_row(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    table = pa.table(
+        {
+            "id": ["p", "q", "r"],
+            "a": ["0.1", "oops", "0.3"],
+            **{f: [0.5, 0.5, 0.5] for f in FEATURES[1:]},
+        }
+    )
+    pq.write_table(table, tmp_path / "in.parquet")
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in read(tmp_path / "out.parquet")] == ["p", "r"]
+    rejects = read(tmp_path / "out.rejects.parquet")
+    assert [(r["row"], r["column"], r["id"]) for r in rejects] == [(2, "a", "q")]
+
+
+def test_a_line_that_is_not_json_is_rejected_not_fatal(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    good = json.dumps({"id": "j1", **dict.fromkeys(FEATURES, 0.2)})
+    (tmp_path / "in.jsonl").write_text(f"{good}\n{{not json\n[1, 2]\n{good}\n")
+    result = score(config, str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    assert len(read(tmp_path / "out.jsonl")) == 2
+    rejects = read(tmp_path / "out.rejects.jsonl")
+    assert [r["row"] for r in rejects] == [2, 3]
+    assert "not valid JSON" in str(rejects[0]["error"])
+
+
+def test_jsonl_with_nested_values_and_mixed_types_keeps_every_row(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    features = dict.fromkeys(FEATURES, 0.5)
+    lines = [
+        json.dumps({"id": 1, "meta": {"k": [1, 2]}, **features}),
+        "",
+        json.dumps({"id": "two", **features, "a": "0.25"}),
+        json.dumps({"id": 3, **features, "b": None}),
+    ]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    result = score(config, str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 0, result.output
+    rows = read(tmp_path / "out.csv")
+    assert [(r["id"], r["meta"]) for r in rows] == [("1", '{"k": [1, 2]}'), ("two", None)]
+    assert rows[1]["score"] == pytest.approx((0.25 + 0.5 * 4) / 5)
+    rejects = read(tmp_path / "out.rejects.csv")
+    assert [(r["row"], r["column"]) for r in rejects] == [(3, "b")]  # the blank line is no row
+
+
+def test_fail_on_reject_exits_1_and_still_writes_both_files(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "in.csv").write_text(BROKEN_CSV)
+    out = tmp_path / "out.csv"
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(out), "--fail-on-reject")
+    assert result.exit_code == 1
+    assert "5 row(s) rejected (--fail-on-reject)" in result.stderr
+    assert out.exists()
+    assert (tmp_path / "out.rejects.csv").exists()
+
+
+def test_fail_on_reject_exits_0_when_nothing_is_rejected(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(5)
+    pcsv.write_csv(rows_table(ids, X), tmp_path / "in.csv")
+    result = score(
+        config, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"), "--fail-on-reject"
+    )
+    assert result.exit_code == 0, result.output
+    assert read(tmp_path / "out.rejects.csv") == []  # written, empty: never a stale one
+
+
+def test_rejects_option_chooses_the_rejects_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "in.csv").write_text(BROKEN_CSV)
+    result = score(
+        config, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.parquet"),
+        "--rejects", str(tmp_path / "bad.parquet"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(read(tmp_path / "bad.parquet")) == 5
+
+
+# -- columns ------------------------------------------------------------------------------------
+
+
+def test_keep_chooses_the_columns_copied_to_the_output(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    table = rows_table(*clean_rows(3)).append_column("segment", pa.array(["s", "t", "u"]))
+    pq.write_table(table, tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(out), "--keep", "segment,a")
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(out).column_names == ["segment", "a", "score", "scorer", "fallback_reason"]
+
+
+def test_keep_with_an_unknown_column_exits_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    pq.write_table(rows_table(*clean_rows(3)), tmp_path / "in.parquet")
+    result = score(
+        config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.parquet"), "--keep", "idd"
+    )
+    assert result.exit_code == 2
+    assert "did you mean 'id'" in result.output
+
+
+def test_a_missing_feature_column_exits_2_naming_the_column(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "in.csv").write_text("id,a,b,cc,d,e\nr1,0.1,0.2,0.3,0.4,0.5\n")
+    out = tmp_path / "out.csv"
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(out))
+    assert result.exit_code == 2
+    assert "has no column 'c' (feature 3 of 5)" in result.output
+    assert "did you mean 'cc'" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_missing_column_of_a_feature_with_a_default_takes_the_default(tmp_path: Path) -> None:
+    config = write_config(tmp_path, d_default=True)
+    (tmp_path / "in.csv").write_text("id,a,b,c,e\nr1,0.1,0.1,0.1,0.1\nr2,0.3,0.3,0.3,\n")
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 0, result.output
+    rows = read(tmp_path / "out.csv")
+    assert rows[0]["score"] == pytest.approx((0.4 + 0.5) / 5)
+    assert [r["row"] for r in read(tmp_path / "out.rejects.csv")] == [2]  # e is empty
+
+
+# -- broken input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "is empty (0 bytes)"),
+        ("header_only.csv", b"id,a,b,c,d,e\n", "has no rows to score"),
+        ("empty.jsonl", b"", "is empty"),
+        ("blank.jsonl", b"\n\n", "is empty"),
+    ],
+)
+def test_an_empty_file_exits_2_with_a_clear_message(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / name).write_bytes(content)
+    out = tmp_path / ("out" + Path(name).suffix)
+    result = score(config, str(tmp_path / name), "-o", str(out))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert name in result.output
+    assert not out.exists()
+
+
+def test_a_parquet_file_without_rows_exits_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    pq.write_table(rows_table(*clean_rows(0)), tmp_path / "in.parquet")
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code == 2
+    assert "has no rows to score" in result.output
+
+
+def test_a_truncated_parquet_file_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    pq.write_table(rows_table(*clean_rows(500)), tmp_path / "full.parquet")
+    data = (tmp_path / "full.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    result = score(config, str(tmp_path / "cut.parquet"), "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code == 2
+    assert "cannot read" in result.output
+    assert "cut.parquet" in result.output
+    assert "truncated" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_missing_input_file_exits_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = score(config, str(tmp_path / "nope.csv"), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_an_unknown_extension_asks_for_a_format(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "in.txt").write_text("id,a\n")
+    result = score(config, str(tmp_path / "in.txt"), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 2
+    assert "--input-format" in result.output
+
+
+def test_a_chain_that_fails_every_row_exits_1_and_writes_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, chain="  - {name: only, scorer: always_nan}\n")
+    pq.write_table(rows_table(*clean_rows(5)), tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(out))
+    assert result.exit_code == 1
+    assert "every step of the chain failed for row 1" in result.output
+    assert "no output was written" in result.output
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out*"))  # no temporary file left behind
+
+
+def test_on_exhausted_default_scores_are_marked_in_the_scorer_column(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        chain="  - {name: only, scorer: always_nan}\n",
+        extra="on_exhausted: {score: 0.25}\n",
+    )
+    pq.write_table(rows_table(*clean_rows(3)), tmp_path / "in.parquet")
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code == 0, result.output
+    rows = read(tmp_path / "out.parquet")
+    assert {(r["score"], r["scorer"]) for r in rows} == {(0.25, "on_exhausted")}
+
+
+def test_rejects_from_a_run_to_stdout_go_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = score(config, "-", "--format", "csv", stdin=BROKEN_CSV.encode())
+    assert result.exit_code == 0, result.stderr
+    assert len(pcsv.read_csv(pa.BufferReader(result.stdout_bytes))) == 2
+    assert len(read(tmp_path / "rejects.csv")) == 5
+    assert "-> rejects.csv" in result.stderr
+
+
+def test_an_input_column_named_like_an_output_column_must_be_left_out(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    table = rows_table(*clean_rows(2)).append_column("score", pa.array([1.0, 2.0]))
+    pq.write_table(table, tmp_path / "in.parquet")
+    out = str(tmp_path / "out.parquet")
+    result = score(config, str(tmp_path / "in.parquet"), "-o", out)
+    assert result.exit_code == 2
+    assert "'score' would clash" in result.output
+    assert score(config, str(tmp_path / "in.parquet"), "-o", out, "--keep", "id").exit_code == 0
+
+
+def test_the_rejects_file_cannot_be_the_output(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    pq.write_table(rows_table(*clean_rows(2)), tmp_path / "in.parquet")
+    out = str(tmp_path / "out.parquet")
+    result = score(config, str(tmp_path / "in.parquet"), "-o", out, "--rejects", out)
+    assert result.exit_code == 2
+    assert "another file" in result.output
