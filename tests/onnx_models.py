@@ -199,8 +199,11 @@ def write_slow_model(path: Path, n_features: int, *, width: int = 1024, layers: 
     """
     rng = np.random.default_rng(0)
     nodes = []
-    initializers = [numpy_helper.from_array(
-        (rng.standard_normal((n_features, width)) * 0.01).astype(np.float32), "w_in")]
+    initializers = [
+        numpy_helper.from_array(
+            (rng.standard_normal((n_features, width)) * 0.01).astype(np.float32), "w_in"
+        )
+    ]
     nodes.append(helper.make_node("MatMul", ["x", "w_in"], ["h0"]))
     square = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
     initializers.append(numpy_helper.from_array(square, "w_sq"))
