@@ -361,7 +361,7 @@ class Chain:
                         raise StepTimeoutError(budget, cancelled=True) from None
                     raise
                 finally:
-                    watch.done = True
+                    self.watchdog.finish(watch)
             if step.runner is None:
                 return slot.scorer.score(X)  # a deadline alone never moves a step to a thread
             return step.runner.call(slot.scorer.score, X, budget)

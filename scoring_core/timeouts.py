@@ -5,7 +5,7 @@ Two mechanisms, chosen per step when the engine is built:
 * A scorer that can be cancelled (it has ``cancel_token()`` and ``cancel(token)``,
   and ``score(X, token)``; the ONNX scorer does, through ``RunOptions.terminate``)
   runs on the caller's thread. One :class:`Watchdog` thread per engine cancels the
-  calls that overrun. The cost on the normal path is a token and a heap push.
+  calls that overrun. The cost on the normal path is a token and a dict insert.
 * Any other scorer whose step sets ``timeout_ms`` runs on a daemon worker thread,
   and the caller waits at most the timeout. Python code blocked in another thread cannot be
   interrupted, so an overrunning call is abandoned: it keeps its worker until it
@@ -16,7 +16,6 @@ Steps without ``timeout_ms`` (and no chain ``deadline_ms``) use neither.
 
 from __future__ import annotations
 
-import heapq
 import queue
 import threading
 import time
@@ -53,23 +52,22 @@ class _Watch:
         self.done = False
         self.cancelled = False
 
-    def __lt__(self, other: _Watch) -> bool:
-        return self.deadline < other.deadline
-
 
 class Watchdog:
     """One thread that cancels calls past their deadline.
 
-    Calls wait in a heap ordered by deadline. The thread wakes every ``tick_s`` (a
-    quarter of the smallest configured budget, between 1 and 50 ms), so a call is
-    cancelled at most one tick after its deadline, and callers never have to wake it.
-    It uses the real monotonic clock (a test clock that stands still must not stop
+    Calls in flight sit in a dict (an insert and a pop per call, no lock: both are
+    atomic under the GIL), so the thread's work at each tick is proportional to the
+    calls running, not to the calls made. It wakes every ``tick_s`` (a quarter of
+    the smallest configured budget, between 1 and 50 ms), so a call is cancelled at
+    most one tick after its deadline, and callers never have to wake it. It uses the
+    real monotonic clock (a test clock that stands still must not stop
     cancellation), starts with the first watched call and ends with :meth:`stop`.
     """
 
     def __init__(self, smallest_budget_s: float | None = None) -> None:
-        self._heap: list[_Watch] = []
-        self._lock = threading.Lock()
+        self._active: dict[int, _Watch] = {}
+        self._start_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         budget = 0.2 if smallest_budget_s is None else smallest_budget_s
@@ -77,28 +75,32 @@ class Watchdog:
         self.cancelled = 0
 
     def watch(self, budget_s: float, token: Any, cancel: Callable[[Any], None]) -> _Watch:
-        """Start watching a call; set ``done`` on the returned handle when it returns."""
+        """Start watching a call; pass the handle to :meth:`finish` when it returns."""
         item = _Watch(time.monotonic() + budget_s, token, cancel)
-        with self._lock:
-            heapq.heappush(self._heap, item)
+        self._active[id(item)] = item
+        if self._thread is None:
+            self._start()
+        return item
+
+    def finish(self, item: _Watch) -> None:
+        item.done = True
+        self._active.pop(id(item), None)
+
+    def _start(self) -> None:
+        with self._start_lock:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(
                     target=self._run, name="scoring-watchdog", daemon=True
                 )
                 self._thread.start()
-        return item
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_s):
             now = time.monotonic()
-            overdue: list[_Watch] = []
-            with self._lock:
-                heap = self._heap
-                while heap and (heap[0].done or heap[0].deadline <= now):
-                    item = heapq.heappop(heap)
-                    if not item.done:
-                        overdue.append(item)
-            for item in overdue:
+            for item in list(self._active.values()):
+                if item.done or item.deadline > now:
+                    continue
+                self._active.pop(id(item), None)
                 item.cancelled = True
                 self.cancelled += 1
                 try:
