@@ -60,12 +60,8 @@ Reject = tuple[int, int, str, str]  # row number, position in the chunk (-1: unp
 
 
 def feature_defaults(engine: Engine) -> dict[str, float]:
-    """Features with a ``default:``, which may be absent from the input.
-
-    The engine has no public accessor for this yet; its feature schema holds it.
-    """
-    schema = getattr(engine, "_schema", None)
-    return dict(getattr(schema, "defaults", {}))
+    """Features with a ``default:``, which may be absent from the input."""
+    return engine.feature_defaults
 
 
 def check_columns(reader: TableReader, engine: Engine, defaults: dict[str, float]) -> None:

@@ -225,6 +225,11 @@ class Engine:
         return self._schema.names
 
     @property
+    def feature_defaults(self) -> dict[str, float]:
+        """The features that have a ``default:`` (and so may be left out), with it."""
+        return dict(self._schema.defaults)
+
+    @property
     def step_names(self) -> tuple[str, ...]:
         """The chain's step names, in the order they are tried."""
         return self._chain.names

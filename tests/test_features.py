@@ -157,3 +157,9 @@ def test_ragged_sequence_batch_names_the_short_row() -> None:
 def test_string_batch_is_refused() -> None:
     with engine() as e, pytest.raises(InputError, match="got str"):
         e.score_batch("0.1,0.2,0.3")
+
+
+def test_feature_defaults_are_public() -> None:
+    features = [{"name": "a", "min": 0, "max": 1}, {"name": "b", "default": 0.5}]
+    with engine(features) as e:
+        assert e.feature_defaults == {"b": 0.5}
