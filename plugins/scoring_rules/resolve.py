@@ -309,7 +309,7 @@ def _crossed_pair(first: list[str], second: list[str]) -> tuple[str, str] | None
     for x, y, dim_x, dim_y in zip(first, second, dims_a, dims_b, strict=True):
         if dim_x != dim_y:
             return x, y
-    return None  # pragma: no cover - the sorted lists differ from the lists somewhere
+    return None  # unreachable: equal sorted lists that differ in order differ somewhere
 
 
 def _dimensions(names: list[str]) -> list[str]:

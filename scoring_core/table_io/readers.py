@@ -8,6 +8,7 @@ their row number, for the caller's rejects file.
 
 from __future__ import annotations
 
+import abc
 import csv
 import io
 import os
@@ -41,7 +42,7 @@ class Chunk:
     broken: list[tuple[int, str]] = field(default_factory=list)
 
 
-class TableReader:
+class TableReader(abc.ABC):
     """An open input file; :meth:`chunks` reads it once, front to back."""
 
     def __init__(self, name: str, columns: Sequence[str], total_rows: int | None) -> None:
@@ -50,20 +51,20 @@ class TableReader:
         self.total_rows = total_rows  # None when only reading tells
         self.notes: list[str] = []  # what the summary should mention
 
+    @abc.abstractmethod
     def chunks(
         self, columns: Sequence[str], chunk_rows: int, numeric: Sequence[str] = ()
     ) -> Iterator[Chunk]:
         """Chunks of about ``chunk_rows`` rows holding ``columns`` (those present);
         ``numeric`` names the columns meant to hold numbers (a hint for text formats)."""
-        raise NotImplementedError
 
     def progress(self, rows_done: int) -> tuple[int, int | None]:
         """How far reading is, as ``(done, total)``: rows when the file says how many it
         has (Parquet), else bytes of a regular file; ``total`` is None when unknown."""
         return rows_done, self.total_rows
 
-    def close(self) -> None:
-        """Release the file."""
+    def close(self) -> None:  # noqa: B027 - a reader with nothing to release keeps this
+        """Release the file (readers that hold one override this)."""
 
 
 def open_reader(path: str, fmt: str) -> TableReader:
