@@ -78,7 +78,7 @@ class ScorerSlot:
     """
 
     __slots__ = (
-        "active",
+        "calls",
         "cancellable",
         "closed",
         "done",
@@ -94,7 +94,11 @@ class ScorerSlot:
         self.step_name = step_name
         self.cancellable = is_cancellable(scorer)
         self.lock = threading.Lock()
-        self.active = 0
+        # One entry per call in flight. list.append and list.pop are atomic, so the
+        # normal path takes no lock: each side changes the list before it reads
+        # ``retired``, and ``retire`` sets ``retired`` before it reads the list, so
+        # whoever comes last sees the slot idle and closes it.
+        self.calls: list[None] = []
         self.retired = False
         self.closed = False
         self.done = threading.Event()
@@ -102,28 +106,31 @@ class ScorerSlot:
 
     def enter(self) -> bool:
         """Count a call in; False when the slot is retired (look up the step's new slot)."""
-        with self.lock:
-            if self.retired:
-                return False
-            self.active += 1
-            return True
+        self.calls.append(None)
+        if self.retired:
+            self.calls.pop()
+            self._close_if_idle()
+            return False
+        return True
 
     def exit(self) -> None:
-        with self.lock:
-            self.active -= 1
-            close_now = self.retired and self.active == 0 and not self.closed
-            self.closed = self.closed or close_now
-        if close_now:
-            self._close()
+        self.calls.pop()
+        if self.retired:
+            self._close_if_idle()
 
     def retire(self) -> None:
         """No new calls; close the scorer now, or when the last call in flight leaves."""
+        self.retired = True
+        self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if self.calls:
+            return
         with self.lock:
-            self.retired = True
-            close_now = self.active == 0 and not self.closed
-            self.closed = self.closed or close_now
-        if close_now:
-            self._close()
+            if self.closed:
+                return
+            self.closed = True
+        self._close()
 
     def close_after(self, timeout_s: float) -> Exception | None:
         """Retire, wait up to ``timeout_s`` for calls in flight, then make sure it is closed."""
