@@ -172,13 +172,17 @@ class Chain:
     def _exhausted_row(
         self, fallbacks: list[Fallback], defaults_used: tuple[str, ...]
     ) -> ScoreResult:
-        if self.is_closed():
-            raise EngineClosedError()
-        with self._exhausted_lock:
-            self.rows_exhausted += 1
+        self._exhaust(1)
         if self.default is None:
             raise ChainExhaustedError(fallbacks, row=0)
         return ScoreResult(self.default, EXHAUSTED_SCORER, tuple(fallbacks), defaults_used)
+
+    def _exhaust(self, rows: int) -> None:
+        """Count rows no step could score; a closing engine explains them instead."""
+        if self.is_closed():  # the steps failed because they were being closed
+            raise EngineClosedError()
+        with self._exhausted_lock:
+            self.rows_exhausted += rows
 
     # -- many rows --------------------------------------------------------------------------
 
@@ -264,10 +268,7 @@ class Chain:
                     failures.append(StepFailure(step.name, failed_rows, reason, kind))
             remaining = remaining[bad]
         if remaining.size:
-            if self.is_closed():
-                raise EngineClosedError()
-            with self._exhausted_lock:
-                self.rows_exhausted += int(remaining.size)
+            self._exhaust(int(remaining.size))
             if self.default is None:
                 first = int(remaining[0])
                 records = [

@@ -70,7 +70,6 @@ class Engine:
             disabled=config.disable_plugins,
             code_plugins=plugins,
             base_dir=base_dir,
-            config_file=self.config_file,
         )
         steps = self._build_steps()
         self._chain = Chain(

@@ -355,11 +355,7 @@ class FeatureSchema:
             good.append(i)
             used.append(defaults_used)
         X = np.concatenate(good_rows) if good_rows else np.empty((0, self.width), dtype=np.float32)
-        ordered = tuple(errors[k] for k in sorted(errors))
-        defaults = tuple(used) if any(used) else None
-        return PreparedBatch(
-            X=X, rows=np.array(good, dtype=np.intp), errors=ordered, defaults_used=defaults
-        )
+        return self._finish(X, np.array(good, dtype=np.intp), errors, used)
 
     def _dataframe_batch(self, frame: Any) -> PreparedBatch:
         columns = [str(c) for c in frame.columns]

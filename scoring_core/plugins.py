@@ -117,7 +117,6 @@ class PluginHost:
         disabled: Iterable[str] = (),
         code_plugins: Sequence[Any] = (),
         base_dir: Path | None = None,
-        config_file: str | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
@@ -126,7 +125,6 @@ class PluginHost:
         self._strict = _env_flag(STRICT_PLUGINS_ENV)
         self._disabled = set(disabled)
         self._base_dir = base_dir or Path.cwd()
-        self._config_file = config_file
         self._by_plugin_name: dict[str, PluginInfo] = {}
         self._trace = _env_flag(TRACE_PLUGINS_ENV)
         self._load_entry_points()

@@ -307,7 +307,8 @@ class Step:
         self.reason, self.load_seconds, self.reload_error = None, outcome.seconds, None
         if old is not None:
             old.retire()
-            self._retired = [s for s in self._retired if not s.done.is_set()]
+            # keep slots still closing, and closed ones whose close() failed: close() reports them
+            self._retired = [s for s in self._retired if not s.done.is_set() or s.error]
             self._retired.append(old)
         return True
 
