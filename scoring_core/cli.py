@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -223,6 +224,13 @@ _chunk_rows_option = click.option(
 @click.option("--fail-on-reject", is_flag=True, help="Exit 1 when any row was rejected.")
 @_chunk_rows_option
 @click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=lambda: min(os.cpu_count() or 1, 4),
+    show_default="CPUs, at most 4",
+    help="Threads that convert and score chunks (1: in the main thread).",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on stderr (default: only when stderr is a terminal).",
@@ -240,6 +248,7 @@ def score(
     rejects_path: str | None,
     fail_on_reject: bool,
     chunk_rows: int,
+    workers: int,
     progress: bool | None,
 ) -> None:
     """Score INPUT (CSV, JSON Lines or Parquet; - for stdin) through the chain.
@@ -262,6 +271,7 @@ def score(
             rejects_path=rejects_path,
             fail_on_reject=fail_on_reject,
             chunk_rows=chunk_rows,
+            workers=workers,
             progress=progress,
         )
     sys.exit(code)

@@ -36,6 +36,7 @@ from scoring_core.table_io import (
     empty_strings,
     feature_matrix,
     file_format,
+    map_in_order,
     open_reader,
     read_ahead,
     require_pyarrow,
@@ -293,12 +294,28 @@ def run_score(
     keep: str | None,
     chunk_rows: int,
     progress: _Progress,
+    workers: int,
 ) -> _Counts:
-    """Score every chunk of ``reader`` into ``target``; the files are kept only on success."""
+    """Score every chunk of ``reader`` into ``target``; the files are kept only on success.
+
+    One thread reads ahead, ``workers`` threads turn chunks into numbers and score them
+    (onnxruntime, numpy and pyarrow release the GIL, so they run side by side), and one
+    writes behind; the chunks are written in input order.
+    """
     defaults = feature_defaults(engine)
     check_columns(reader, engine, defaults)
     kept = _kept_columns(reader, engine, keep)
     features = engine.feature_names
+
+    def score_chunk(chunk: Chunk) -> tuple[Any, Chunk, list[Reject], Any]:
+        X, problems = feature_matrix(chunk.table, features, defaults)
+        prepared, rejects = checked_rows(engine, chunk, X, problems)
+        try:
+            result = engine.score_prepared(prepared)
+        except ChainExhaustedError as exc:
+            raise _ExhaustedError(exc, int(chunk.rows[exc.row])) from None
+        return _output_table(chunk, kept, prepared, result), chunk, rejects, result
+
     chunks = reader.chunks([*features, *kept], chunk_rows, numeric=features)
     counts = _Counts()
     done = False
@@ -306,17 +323,10 @@ def run_score(
         with WriteBehind[tuple[Any, Chunk, list[Reject]]](
             lambda item: target.write(item[0], item[1], kept, item[2])
         ) as writing:
-            # Three threads: parse, convert to numbers, score (and a fourth writes).
-            for chunk, (X, problems) in read_ahead(
-                (chunk, feature_matrix(chunk.table, features, defaults))
-                for chunk in read_ahead(chunks)
+            for out, chunk, rejects, result in map_in_order(
+                score_chunk, read_ahead(chunks), workers
             ):
-                prepared, rejects = checked_rows(engine, chunk, X, problems)
-                try:
-                    result = engine.score_prepared(prepared)
-                except ChainExhaustedError as exc:
-                    raise _ExhaustedError(exc, int(chunk.rows[exc.row])) from None
-                writing.submit((_output_table(chunk, kept, prepared, result), chunk, rejects))
+                writing.submit((out, chunk, rejects))
                 counts.add(result, len(rejects))
                 progress.update(counts.rows_in)
         if counts.rows_in == 0:
@@ -382,6 +392,7 @@ def score_command(
     rejects_path: str | None,
     fail_on_reject: bool,
     chunk_rows: int,
+    workers: int,
     progress: bool | None,
 ) -> int:
     """``scoring score``: score a file, print the summary on stderr, return the exit code."""
@@ -407,7 +418,13 @@ def score_command(
         bar = _Progress(show, reader, f"scoring {display_name(input_path)}")
         try:
             counts = run_score(
-                engine, reader, target, keep=keep, chunk_rows=chunk_rows, progress=bar
+                engine,
+                reader,
+                target,
+                keep=keep,
+                chunk_rows=chunk_rows,
+                workers=workers,
+                progress=bar,
             )
         except _ExhaustedError as exc:
             click.echo(f"error: {exc}", err=True)

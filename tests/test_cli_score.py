@@ -263,6 +263,31 @@ def test_rejects_keep_their_row_numbers_across_chunks(tmp_path: Path) -> None:
     assert [r["id"] for r in scored] == [f"r{i}" for i in range(1, 51) if i not in bad | short]
 
 
+def test_any_number_of_workers_writes_the_same_files(tmp_path: Path) -> None:
+    # Chunks are scored on several threads; they must still come out in input order,
+    # with the same rejects, whatever the number of workers.
+    config = write_config(tmp_path)
+    ids, X = clean_rows(500, seed=3)
+    table = rows_table(ids, X)
+    pcsv.write_csv(table, tmp_path / "in.csv")
+    text = (tmp_path / "in.csv").read_text().splitlines()
+    text[100] = text[100].replace(text[100].split(",")[2], "nope", 1)  # one bad cell
+    (tmp_path / "in.csv").write_text("\n".join(text) + "\n")
+    outputs = {}
+    for workers in ("1", "3"):
+        out = tmp_path / f"out{workers}.csv"
+        result = score(
+            config, str(tmp_path / "in.csv"), "-o", str(out), "--chunk-rows", "9",
+            "--workers", workers,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs[workers] = (out.read_text(), (tmp_path / f"out{workers}.rejects.csv").read_text())
+    assert outputs["1"] == outputs["3"]
+    scored = read(tmp_path / "out3.csv")
+    assert [r["id"] for r in scored] == ids[:99] + ids[100:]
+    assert [r["row"] for r in read(tmp_path / "out3.rejects.csv")] == [100]
+
+
 def test_a_bad_cell_deep_in_a_big_csv_rejects_one_row_and_repeats_none(tmp_path: Path) -> None:
     # Past the first megabyte (pyarrow's block): the fast pass has delivered chunks
     # when it meets the bad cell, then reads on carefully from there.

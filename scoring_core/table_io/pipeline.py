@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-__all__ = ["WriteBehind", "read_ahead"]
+__all__ = ["WriteBehind", "map_in_order", "read_ahead"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 _POLL_S = 0.1
 _GIVE_UP_S = 10.0  # a producer stuck on a pipe is abandoned (its thread is a daemon)
 
@@ -54,6 +57,29 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     finally:
         stop.set()
         _drain(box, thread)
+
+
+def map_in_order(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``fn`` over ``items`` on ``workers`` threads, yielding results in input order.
+
+    At most ``workers + 1`` items are in flight, so memory stays bounded. The first error
+    is raised in input order; items submitted after it are cancelled or left to finish.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="scoring-chunk") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _drain(box: queue.Queue[Any], thread: threading.Thread) -> None:

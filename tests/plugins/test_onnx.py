@@ -127,7 +127,7 @@ def test_options_defaults() -> None:
     assert options.graph_optimization_level == "all"
     assert options.providers == ("CPUExecutionProvider",)
     assert options.strict_providers is False
-    assert options.max_batch_rows == 65_536
+    assert options.max_batch_rows == 2_048
     assert options.max_model_bytes == 512 * 1024 * 1024
 
 
