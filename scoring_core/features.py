@@ -60,6 +60,7 @@ class FeatureSchema:
         self.any_clip = bool(self.clip.any())
         self.defaults = {s.name: float(s.default) for s in self.specs if s.default is not None}
         self._row_shape = (self.width,)
+        self._one_row_shape = (1, self.width)
         uniform_from_zero = bool((self.low == 0).all()) and bool((self.high == self.high[0]).all())
         self._high_bits = (
             int(self.high[:1].view(np.uint32)[0]) if uniform_from_zero and self.width else None
@@ -74,7 +75,8 @@ class FeatureSchema:
         values: Sequence[Any] = ()
         kind = type(row)
         if kind is np.ndarray and row.shape == self._row_shape and row.dtype.kind in "fiu":
-            return self._checked_row(_to_float32(row), row_index), defaults_used
+            values32 = row if row.dtype == np.float32 else _to_float32(row)
+            return self._checked_row(values32, row_index), defaults_used
         if kind is dict or isinstance(row, Mapping):
             values, defaults_used = self._mapping_values(row, row_index)
             array = self._as_array(values, row_index)
@@ -133,19 +135,25 @@ class FeatureSchema:
         return array
 
     def _checked_row(self, values: FloatArray, row_index: int) -> FloatArray:
-        """One float32 row, range-checked, as a (1, width) array.
+        """One float32 row, range-checked, as a read-only (1, width) array of its own.
 
-        The check runs in Python over the row's bit patterns: a numpy reduction here
-        measured about 10 us slower for the ONNX Runtime call that follows it.
+        The row is copied into a bytes object and viewed as an array, which is read-only
+        by construction (the caller's array is never handed on, so a scorer cannot write
+        to it or see it change). The range check runs in Python over the bytes read as
+        uint32. Both measured cheaper for the ONNX Runtime call that follows than
+        ``astype`` plus a writeable flag and a numpy reduction (which cost that call
+        about 10 us).
         """
-        X = values.reshape(1, self.width)
-        X.flags.writeable = False
+        data = values.tobytes()
+        X: FloatArray = np.ndarray(self._one_row_shape, np.float32, data)
         if self._high_bits is not None:
-            if max(values.view(np.uint32).tolist()) <= self._high_bits:
+            if max(memoryview(data).cast("I")) <= self._high_bits:
                 return X
         elif self.in_range(X):
             return X
-        return self._repair_or_raise(X, row_index)
+        fixed = self._repair_or_raise(X, row_index)
+        fixed.flags.writeable = False  # a clipped row is a new array
+        return fixed
 
     def in_range(self, X: FloatArray) -> bool:
         """True when every value of ``X`` is finite and inside its feature's [min, max].

@@ -219,6 +219,54 @@ def test_outputs_of_shape_n_and_n_by_1_give_one_score_per_row(
     assert scorer.describe()["output"]["shape"] == ["batch", 1][:output_rank]
 
 
+@pytest.mark.parametrize("output_rank", [1, 2])
+def test_single_rows_from_many_threads_score_like_the_batch(
+    tmp_path: Path, output_rank: int
+) -> None:
+    # One row goes through a per-thread IOBinding (bound input and output buffers): each
+    # thread must get its own row's score, never a neighbour's or a stale one.
+    write_linear_model(tmp_path / "m.onnx", F, output_rank=output_rank)
+    scorer = make_scorer(tmp_path, model="m.onnx")
+    X = rows(400, seed=5)
+    expected = scorer.score(X)
+    got = np.full(len(X), np.nan)
+
+    def work(part: int) -> None:
+        for i in range(part, len(X), 4):
+            score = scorer.score(X[i : i + 1])
+            assert score.shape == (1,)
+            got[i] = score[0]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_single_row_returns_its_own_array_not_a_reused_buffer(linear_model: Path) -> None:
+    scorer = make_scorer(linear_model.parent, model=linear_model.name)
+    X = rows(2)
+    first = scorer.score(X[:1])
+    kept = first.copy()
+    scorer.score(X[1:])
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_a_cancelled_token_stops_a_single_row_and_a_batch(linear_model: Path) -> None:
+    scorer = make_scorer(linear_model.parent, model=linear_model.name)
+    X = rows(3)
+    fresh = scorer.cancel_token()
+    np.testing.assert_array_equal(scorer.score(X[:1], fresh), scorer.score(X[:1]))
+    for batch in (X[:1], X):
+        token = scorer.cancel_token()
+        scorer.cancel(token)
+        with pytest.raises(Exception, match=r"(?i)terminat"):
+            scorer.score(batch, token)
+    np.testing.assert_allclose(scorer.score(X[:1]), X[:1].mean(axis=1), rtol=1e-5)
+
+
 def test_batches_split_by_max_batch_rows_give_identical_scores(linear_model: Path) -> None:
     X = rows(50)
     whole = make_scorer(linear_model.parent, model=linear_model.name).score(X)
