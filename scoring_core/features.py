@@ -23,6 +23,7 @@ __all__ = ["FeatureSchema", "PreparedBatch"]
 FloatArray = npt.NDArray[np.float32]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMERIC_KINDS = frozenset("fiub")
+_FLOAT32 = np.dtype(np.float32)
 _NO_DEFAULTS: tuple[str, ...] = ()
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
@@ -75,7 +76,7 @@ class FeatureSchema:
         values: Sequence[Any] = ()
         kind = type(row)
         if kind is np.ndarray and row.shape == self._row_shape and row.dtype.kind in "fiu":
-            values32 = row if row.dtype == np.float32 else _to_float32(row)
+            values32 = row if row.dtype == _FLOAT32 else _to_float32(row)
             return self._checked_row(values32, row_index), defaults_used
         if kind is dict or isinstance(row, Mapping):
             values, defaults_used = self._mapping_values(row, row_index)
