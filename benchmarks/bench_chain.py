@@ -50,16 +50,15 @@ def sample_rows(n: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
-def paired_ratio(
+def paired_blocks(
     fn: Callable[[], Any], base: Callable[[], Any], blocks: int = 200, calls: int = 50
-) -> float:
-    """Median over alternating blocks of time(fn) / time(base).
+) -> list[tuple[int, int]]:
+    """Nanoseconds for ``calls`` calls of ``base`` then of ``fn``, block after block.
 
-    Each block times ``calls`` calls of one then the other, so both see the same
-    moment of a noisy machine; the median of the per-block ratios is far steadier
-    than a ratio of two separate best-of-N figures.
+    Alternating blocks see the same moment of a noisy machine; the median over blocks
+    is far steadier than two separate best-of-N figures.
     """
-    ratios = []
+    times = []
     for _ in range(blocks):
         started = time.perf_counter_ns()
         for _ in range(calls):
@@ -67,24 +66,19 @@ def paired_ratio(
         middle = time.perf_counter_ns()
         for _ in range(calls):
             fn()
-        ratios.append((time.perf_counter_ns() - middle) / (middle - started))
-    return statistics.median(ratios)
+        times.append((middle - started, time.perf_counter_ns() - middle))
+    return times
 
 
-def paired_difference_us(
-    fn: Callable[[], Any], base: Callable[[], Any], blocks: int = 200, calls: int = 50
-) -> float:
-    """Median over alternating blocks of the extra microseconds per call of fn over base."""
-    extra = []
-    for _ in range(blocks):
-        started = time.perf_counter_ns()
-        for _ in range(calls):
-            base()
-        middle = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        extra.append(((time.perf_counter_ns() - middle) - (middle - started)) / calls / 1e3)
-    return statistics.median(extra)
+def paired_ratio(fn: Callable[[], Any], base: Callable[[], Any]) -> float:
+    """Median over paired blocks of time(fn) / time(base)."""
+    return statistics.median(f / b for b, f in paired_blocks(fn, base))
+
+
+def paired_difference_us(fn: Callable[[], Any], base: Callable[[], Any], calls: int = 50) -> float:
+    """Median over paired blocks of the extra microseconds per call of fn over base."""
+    blocks = paired_blocks(fn, base, calls=calls)
+    return statistics.median((f - b) / calls / 1e3 for b, f in blocks)
 
 
 def raw_session(config_path: Path) -> Any:
