@@ -120,6 +120,18 @@ def test_a_scorer_cannot_change_the_rows_the_next_step_and_the_caller_see() -> N
     assert (np.float32(0.6) == X).all()
 
 
+def test_a_clipped_row_is_read_only_too() -> None:
+    # A clipped row is a new array made by the check; it must be as read-only as the rest.
+    plugin = scorer_plugin("mutating", Mutating, mean=MeanScorer)
+    chain = [{"name": "bad", "scorer": "mutating"}, {"name": "m", "scorer": "mean"}]
+    features = [{"name": "a", "min": 0, "max": 1, "clip": True}, {"name": "b", "min": 0, "max": 1}]
+    with engine_for(chain, plugins=[plugin], features=features) as engine:
+        result = engine.score(np.array([1.8, 0.2]))
+    assert result.scorer == "m"
+    assert result.score == pytest.approx(0.6)
+    assert "read-only" in result.fallbacks[0].reason
+
+
 @pytest.mark.parametrize(
     "output",
     [np.array([None], dtype=object), np.array(["abc"]), np.array(["0.7"]), np.array([1 + 2j])],
