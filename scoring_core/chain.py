@@ -132,11 +132,11 @@ class Chain:
                 )
             except _StepFailedError as failure:
                 if failure.kind not in _SKIPS:
-                    step.stats.record(1, 0, time.perf_counter_ns() - started)
+                    _settle(step, 1, 0, time.perf_counter_ns() - started)
                 fallbacks.append(self._failed(step, failure.kind, failure.reason, 1))
                 continue
             except Exception as exc:
-                step.stats.record(1, 0, time.perf_counter_ns() - started)
+                _settle(step, 1, 0, time.perf_counter_ns() - started)
                 fallbacks.append(self._raised(step, exc, 1))
                 continue
             finally:
@@ -151,13 +151,11 @@ class Chain:
             else:
                 value, problem = _single_value(out)
                 if problem is not None:
-                    step.stats.record(1, 0, elapsed)
-                    fallbacks.append(self._failed(step, "bad_shape", problem, 1, breaker=True))
+                    _settle(step, 1, 0, elapsed)
+                    fallbacks.append(self._failed(step, "bad_shape", problem, 1))
                     continue
             ok = low <= value <= high
-            if step.breaker is not None:
-                step.breaker.record(not ok)
-            step.stats.record(1, 1 if ok else 0, elapsed)
+            _settle(step, 1, 1 if ok else 0, elapsed)
             if ok:
                 return ScoreResult(
                     value,
@@ -219,14 +217,12 @@ class Chain:
                 values = _batch_values(out, n_in)
             except _StepFailedError as failure:
                 if failure.kind not in _SKIPS:
-                    step.stats.record(n_in, 0, time.perf_counter_ns() - started)
-                self._failed(
-                    step, failure.kind, failure.reason, n_in, breaker=failure.kind == "bad_shape"
-                )
+                    _settle(step, n_in, 0, time.perf_counter_ns() - started)
+                self._failed(step, failure.kind, failure.reason, n_in)
                 failures.append(StepFailure(step.name, remaining, failure.reason, failure.kind))
                 continue
             except Exception as exc:
-                step.stats.record(n_in, 0, time.perf_counter_ns() - started)
+                _settle(step, n_in, 0, time.perf_counter_ns() - started)
                 fallback = self._raised(step, exc, n_in)
                 failures.append(StepFailure(step.name, remaining, fallback.reason, fallback.kind))
                 continue
@@ -242,18 +238,14 @@ class Chain:
                 else:
                     scores[remaining] = values
                     scorer_index[remaining] = step_index
-                step.stats.record(n_in, n_in, elapsed)
-                if step.breaker is not None:
-                    step.breaker.record(False)
+                _settle(step, n_in, n_in, elapsed)
                 remaining = remaining[:0]
                 break
             ok = (values >= self.low) & (values <= self.high)
             served = remaining[ok]
             scores[served] = values[ok]
             scorer_index[served] = step_index
-            step.stats.record(n_in, int(served.size), elapsed)
-            if step.breaker is not None:
-                step.breaker.record(served.size == 0)  # a call fails when no row survived
+            _settle(step, n_in, int(served.size), elapsed)
             bad = ~ok
             finite = np.isfinite(values)
             for kind, mask in (("non_finite", bad & ~finite), ("out_of_range", bad & finite)):
@@ -295,7 +287,11 @@ class Chain:
             return StepRun(name, scores, np.ones(n, dtype=bool), f"unavailable: {step.reason}", 0)
         started = time.perf_counter()
         try:
-            out = self._call(step, slot, X, None) if step.guarded else slot.scorer.score(X)
+            out = (
+                self._call(step, slot, X, None, breaker=False)
+                if step.guarded
+                else slot.scorer.score(X)
+            )
             values = _batch_values(out, n)
         except _StepFailedError as failure:
             return StepRun(
@@ -331,10 +327,23 @@ class Chain:
                 return slot
         raise EngineClosedError()  # only reached when the engine closes in a tight race
 
-    def _call(self, step: Step, slot: ScorerSlot, X: Any, deadline_at: float | None) -> Any:
-        """Call a step that has a breaker, a timeout, or a chain deadline to respect."""
-        breaker = step.breaker
-        if breaker is not None and not breaker.allow():
+    def _call(
+        self,
+        step: Step,
+        slot: ScorerSlot,
+        X: Any,
+        deadline_at: float | None,
+        *,
+        breaker: bool = True,
+    ) -> Any:
+        """Call a step that has a breaker, a timeout, or a chain deadline to respect.
+
+        The breaker is asked here (a skip raises ``circuit_open``); the call's outcome is
+        recorded once, by :func:`_settle`, where the caller has judged it. With
+        ``breaker=False`` (``score_step``) the breaker neither skips nor counts the call.
+        """
+        guard = step.breaker if breaker else None
+        if guard is not None and not guard.allow():
             raise _StepFailedError(
                 "circuit_open", "circuit open: skipped until the breaker half-opens"
             )
@@ -342,8 +351,8 @@ class Chain:
         if deadline_at is not None and step is not self._last:
             remaining = deadline_at - self.clock()
             if remaining <= 0:
-                if breaker is not None:
-                    breaker.release()  # the probe it granted never ran
+                if guard is not None:
+                    guard.release()  # the probe it granted never ran
                 raise _StepFailedError(
                     "deadline", f"skipped: the chain's deadline_ms ({self.deadline_ms:g}) passed"
                 )
@@ -367,13 +376,7 @@ class Chain:
                 return slot.scorer.score(X)  # a deadline alone never moves a step to a thread
             return step.runner.call(slot.scorer.score, X, budget)
         except StepTimeoutError as exc:
-            if breaker is not None:
-                breaker.record(True)
             raise _StepFailedError("timeout", str(exc)) from None
-        except Exception:
-            if breaker is not None:
-                breaker.record(True)
-            raise
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -381,23 +384,25 @@ class Chain:
         step.stats.record_failed("unavailable", rows)
         return Fallback(step.name, f"unavailable: {step.reason}", "unavailable")
 
-    def _failed(
-        self, step: Step, kind: str, reason: str, rows: int, *, breaker: bool = False
-    ) -> Fallback:
+    def _failed(self, step: Step, kind: str, reason: str, rows: int) -> Fallback:
         step.stats.record_failed(kind, rows)
-        if breaker and step.breaker is not None:
-            step.breaker.record(True)
         self.log_fallback(step.name, kind, reason, rows)
         return Fallback(step.name, reason, kind)
 
     def _raised(self, step: Step, exc: Exception, rows: int) -> Fallback:
-        # A step with a breaker is always guarded: _call has recorded the failure.
         return self._failed(step, "error", _raised_text(exc), rows)
 
     def _bad_value(self, value: float) -> tuple[str, str]:
         if not np.isfinite(value):
             return "non_finite", f"returned a non-finite score ({value})"
         return "out_of_range", f"returned {value:g}, outside output_range {self.range_text}"
+
+
+def _settle(step: Step, rows_in: int, rows_served: int, elapsed_ns: int) -> None:
+    """Count one call of ``step``; its breaker hears whether it failed (no row served)."""
+    step.stats.record(rows_in, rows_served, elapsed_ns)
+    if step.breaker is not None:
+        step.breaker.record(rows_served == 0)
 
 
 def _raised_text(exc: BaseException) -> str:

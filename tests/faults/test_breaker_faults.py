@@ -204,3 +204,25 @@ def test_calls_the_chain_deadline_skipped_do_not_count_as_successes() -> None:
         breaker = step_of(engine, "model")["circuit_breaker"]
     assert breaker["calls_in_window"] == 0
     assert breaker["state"] == CLOSED
+
+
+def test_score_step_runs_the_step_whatever_its_breaker_says_and_never_moves_it() -> None:
+    # `scoring compare` scores every row with each step alone: a breaker must neither skip
+    # those calls nor be opened, or held half-open, by them.
+    clock = Clock()
+    with _engine([_model("raise"), FORMULA], clock) as engine:
+        failed = [engine.score_step("model", X) for _ in range(6)]
+        assert step_of(engine, "model")["circuit_breaker"]["state"] == CLOSED
+        _open_then_half_open(engine, clock)
+        Flaky.failing = False
+        served = engine.score_step("model", X)
+        state = step_of(engine, "model")["circuit_breaker"]["state"]
+        probes = [engine.score(row) for row in X[:2]]  # both half-open probes are still free
+        after = step_of(engine, "model")["circuit_breaker"]["state"]
+    assert {run.reason for run in failed} == {"raised RuntimeError: backend down"}
+    assert all(run.failed.all() for run in failed)
+    assert not served.failed.any()
+    np.testing.assert_allclose(served.scores, 0.75)
+    assert state == HALF_OPEN
+    assert [r.scorer for r in probes] == ["model", "model"]
+    assert after == CLOSED
