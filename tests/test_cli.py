@@ -6,44 +6,25 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import MEAN_CLASS, PLUGIN_FILE, plugin_source, run_cli, write_project
 
-from scoring_core.cli import cli
-
-LOCAL_PLUGIN = """
-import numpy as np
-import scoring_core
-
-class Mean:
-    def __init__(self, ctx):
-        pass
-    def score(self, X):
-        return X.mean(axis=1)
-
+BROKEN_CLASS = """
 class Broken:
     def __init__(self, ctx):
         raise FileNotFoundError("models/missing.onnx does not exist")
-
-@scoring_core.hookimpl
-def scoring_register_scorers(register):
-    register("mean", Mean)
-    register("broken", Broken)
 """
+LOCAL_PLUGIN = plugin_source(
+    MEAN_CLASS, BROKEN_CLASS, register={"mean": "Mean", "broken": "Broken"}
+)
 
 
 def project(tmp_path: Path, chain: str) -> Path:
-    (tmp_path / "local_scorers.py").write_text(LOCAL_PLUGIN)
-    config = tmp_path / "scoring.yaml"
-    config.write_text(
-        "features:\n  - {name: a, min: 0, max: 1}\n  - {name: b, min: 0, max: 1}\n"
-        f"plugins: [local_scorers.py]\nchain:\n{chain}"
-    )
-    return config
+    return write_project(tmp_path, LOCAL_PLUGIN, ("a", "b"), chain)
 
 
 def test_check_reports_ready_steps_and_exits_0(tmp_path: Path) -> None:
     config = project(tmp_path, "  - {name: formula, scorer: mean}\n")
-    result = CliRunner().invoke(cli, ["check", str(config)])
+    result = run_cli("check", str(config))
     assert result.exit_code == 0, result.output
     assert "formula" in result.output
     assert "ready" in result.output
@@ -53,7 +34,7 @@ def test_check_exits_1_and_gives_the_reason_when_a_step_is_unavailable(tmp_path:
     config = project(
         tmp_path, "  - {name: model, scorer: broken}\n  - {name: formula, scorer: mean}\n"
     )
-    result = CliRunner().invoke(cli, ["check", "--config", str(config)])
+    result = run_cli("check", "--config", str(config))
     assert result.exit_code == 1
     assert "unavailable" in result.output
     assert "models/missing.onnx does not exist" in result.output
@@ -61,14 +42,14 @@ def test_check_exits_1_and_gives_the_reason_when_a_step_is_unavailable(tmp_path:
 
 def test_check_json_is_the_diagnostics(tmp_path: Path) -> None:
     config = project(tmp_path, "  - {name: formula, scorer: mean}\n")
-    result = CliRunner().invoke(cli, ["check", str(config), "--json"])
+    result = run_cli("check", str(config), "--json")
     data = json.loads(result.output)
     assert data["steps"][0]["status"] == "ready"
 
 
 def test_check_with_a_bad_config_exits_2_without_a_traceback(tmp_path: Path) -> None:
     config = project(tmp_path, "  - {name: formula, scorer: maen}\n")
-    result = CliRunner().invoke(cli, ["check", str(config)])
+    result = run_cli("check", str(config))
     assert result.exit_code == 2
     assert "did you mean 'mean'" in result.output
     assert "Traceback" not in result.output
@@ -78,13 +59,13 @@ def test_check_without_a_config_says_how_to_pass_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["check"])
+    result = run_cli("check")
     assert result.exit_code == 2
     assert "--config" in result.output
 
 
 def test_plugins_lists_first_party_plugins_with_distribution_and_scorers() -> None:
-    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    result = run_cli("plugins", "--json")
     assert result.exit_code == 0, result.output
     plugins = {p["name"]: p for p in json.loads(result.output)["plugins"]}
     assert plugins["onnx"]["distribution"] == "scoring-core"
@@ -95,9 +76,9 @@ def test_plugins_lists_first_party_plugins_with_distribution_and_scorers() -> No
 
 def test_plugins_shows_import_errors(tmp_path: Path) -> None:
     config = project(tmp_path, "  - {name: formula, scorer: mean}\n")
-    text = config.read_text().replace("[local_scorers.py]", "[local_scorers.py, nowhere.py]")
+    text = config.read_text().replace(f"[{PLUGIN_FILE}]", f"[{PLUGIN_FILE}, nowhere.py]")
     config.write_text(text)
-    result = CliRunner().invoke(cli, ["plugins", "--config", str(config)])
+    result = run_cli("plugins", "--config", str(config))
     assert result.exit_code == 0
     assert "nowhere.py" in result.output
     assert "ERROR" in result.output

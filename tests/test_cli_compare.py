@@ -9,49 +9,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner, Result
+from cli_helpers import FLAKY_CLASS, MEAN_CLASS, plugin_source, run_cli, write_project
+from click.testing import Result
 
-from scoring_core.cli import cli
 from scoring_core.compare import auc, average_ranks, pearson, spearman
 
 FEATURES = ("a", "b", "c")
-LOCAL_PLUGIN = """
-import numpy as np
-import scoring_core
-
-
-class Mean:
-    def __init__(self, ctx):
-        pass
-
-    def score(self, X):
-        return X.mean(axis=1)
-
-
+FIRST_CLASS = """
 class First:
     def __init__(self, ctx):
         pass
 
     def score(self, X):
         return X[:, 0]
-
-
-class Flaky:
-    def __init__(self, ctx):
-        pass
-
-    def score(self, X):
-        out = X.mean(axis=1).astype(np.float64)
-        out[X[:, 0] > 0.9] = np.nan
-        return out
-
-
-@scoring_core.hookimpl
-def scoring_register_scorers(register):
-    register("mean", Mean)
-    register("first", First)
-    register("flaky", Flaky)
 """
+LOCAL_PLUGIN = plugin_source(
+    MEAN_CLASS,
+    FIRST_CLASS,
+    FLAKY_CLASS,
+    register={"mean": "Mean", "first": "First", "flaky": "Flaky"},
+)
 
 
 @pytest.fixture(autouse=True)
@@ -60,17 +37,11 @@ def _no_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def write_config(folder: Path, scorers: tuple[str, str]) -> Path:
-    (folder / "myplugin.py").write_text(LOCAL_PLUGIN)
-    features = "".join(f"  - {{name: {name}, min: 0, max: 1}}\n" for name in FEATURES)
     names = [f"{s}_step" if s not in scorers[:i] else f"{s}_step{i}" for i, s in enumerate(scorers)]
     chain = "".join(
         f"  - {{name: {n}, scorer: {s}}}\n" for n, s in zip(names, scorers, strict=True)
     )
-    config = folder / "scoring.yaml"
-    config.write_text(
-        f"features:\n{features}output_range: [0, 1]\nplugins: [myplugin.py]\nchain:\n{chain}"
-    )
-    return config
+    return write_project(folder, LOCAL_PLUGIN, FEATURES, chain, output_range=(0, 1))
 
 
 def write_rows(folder: Path, X: np.ndarray, label: np.ndarray | None = None) -> Path:
@@ -83,7 +54,7 @@ def write_rows(folder: Path, X: np.ndarray, label: np.ndarray | None = None) -> 
 
 
 def compare(config: Path, path: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["compare", str(path), "--config", str(config), *args])
+    return run_cli("compare", str(path), "--config", str(config), *args)
 
 
 def compare_json(config: Path, path: Path, *args: str) -> dict[str, object]:

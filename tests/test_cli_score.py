@@ -16,48 +16,24 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner, Result
-
-from scoring_core.cli import cli
+from cli_helpers import FLAKY_CLASS, MEAN_CLASS, plugin_source, run_cli, write_project
+from click.testing import Result
 
 FEATURES = ("a", "b", "c", "d", "e")
-LOCAL_PLUGIN = """
-import numpy as np
-import scoring_core
-
-
-class Mean:
-    def __init__(self, ctx):
-        pass
-
-    def score(self, X):
-        return X.mean(axis=1)
-
-
-class Flaky:
-    def __init__(self, ctx):
-        pass
-
-    def score(self, X):
-        out = X.mean(axis=1).astype(np.float64)
-        out[X[:, 0] > 0.9] = np.nan
-        return out
-
-
+ALWAYS_NAN_CLASS = """
 class AlwaysNan:
     def __init__(self, ctx):
         pass
 
     def score(self, X):
         return np.full(X.shape[0], np.nan)
-
-
-@scoring_core.hookimpl
-def scoring_register_scorers(register):
-    register("mean", Mean)
-    register("flaky", Flaky)
-    register("always_nan", AlwaysNan)
 """
+LOCAL_PLUGIN = plugin_source(
+    MEAN_CLASS,
+    FLAKY_CLASS,
+    ALWAYS_NAN_CLASS,
+    register={"mean": "Mean", "flaky": "Flaky", "always_nan": "AlwaysNan"},
+)
 CHAIN = "  - {name: model, scorer: flaky}\n  - {name: formula, scorer: mean}\n"
 
 
@@ -69,18 +45,15 @@ def _no_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 def write_config(
     folder: Path, chain: str = CHAIN, extra: str = "", d_default: bool = False
 ) -> Path:
-    (folder / "myplugin.py").write_text(LOCAL_PLUGIN)
-    features = "".join(
-        f"  - {{name: {name}, min: 0, max: 1"
-        + (", default: 0.5" if d_default and name == "d" else "")
-        + "}\n"
-        for name in FEATURES
+    return write_project(
+        folder,
+        LOCAL_PLUGIN,
+        FEATURES,
+        chain,
+        defaults={"d": 0.5} if d_default else None,
+        output_range=(0, 1),
+        extra=extra,
     )
-    config = folder / "scoring.yaml"
-    config.write_text(
-        f"features:\n{features}output_range: [0, 1]\nplugins: [myplugin.py]\nchain:\n{chain}{extra}"
-    )
-    return config
 
 
 def clean_rows(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -95,7 +68,7 @@ def rows_table(ids: list[str], X: np.ndarray) -> pa.Table:
 
 
 def score(config: Path, *args: str, stdin: bytes | None = None) -> Result:
-    return CliRunner().invoke(cli, ["score", *args, "--config", str(config)], input=stdin)
+    return run_cli("score", *args, "--config", str(config), stdin=stdin)
 
 
 def read(path: Path) -> list[dict[str, object]]:
