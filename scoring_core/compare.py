@@ -308,9 +308,9 @@ def compare_command(
 
     import click
 
-    from scoring_core.cli_score import check_columns, checked_rows, feature_defaults, open_input
     from scoring_core.config import did_you_mean
     from scoring_core.engine import Engine
+    from scoring_core.score_tables import check_columns, checked_rows, feature_defaults, open_input
     from scoring_core.table_io import (
         DataFileError,
         column_numbers,

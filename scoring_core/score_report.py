@@ -1,0 +1,127 @@
+"""What ``scoring score`` tells the user on stderr: a warning, a progress bar, a summary.
+
+Before the run, a warning for each step that is unavailable (its rows go to the next
+step). During the run, a progress bar (rows, rows/s, and the ETA when the input's size is
+known) when it is on (``--progress``, or by default when stderr is a terminal) and rich
+is installed. After the run, the :class:`Counts` as a summary: rows in = scored +
+rejected, the rows each scorer scored, the fallbacks, the rejects file, the time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from scoring_core.engine import Engine
+    from scoring_core.score_tables import OutputFiles
+    from scoring_core.table_io import TableReader
+
+__all__ = ["Counts", "ProgressBar", "summary_lines", "warn_unavailable"]
+
+
+def warn_unavailable(engine: Engine) -> None:
+    """A warning on stderr for each step that is not ready."""
+    for step in engine.diagnostics()["steps"]:
+        if step["status"] != "ready":
+            click.echo(
+                f"warning: step {step['name']!r} is unavailable ({step['reason']}); its rows go "
+                "to the next step",
+                err=True,
+            )
+
+
+class ProgressBar:
+    """A rich progress bar on stderr: rows, rows/s, and the ETA when the size is known."""
+
+    def __init__(self, enabled: bool, reader: TableReader, label: str) -> None:
+        self._bar: Any = None
+        self._reader = reader
+        if not enabled:
+            return
+        try:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        except ImportError:  # rich is optional: no bar then
+            return
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]} rows/s"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        total = reader.progress(0)[1]
+        self._task = self._bar.add_task(label, total=total, rows=0, rate="-")
+        self._started = time.perf_counter()
+        self._bar.start()
+
+    def update(self, rows: int) -> None:
+        if self._bar is not None:
+            done, total = self._reader.progress(rows)
+            rate = rows / max(time.perf_counter() - self._started, 1e-9)
+            self._bar.update(
+                self._task, completed=done, total=total, rows=rows, rate=f"{rate:,.0f}"
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@dataclass
+class Counts:
+    """What a run did with its rows, added up chunk by chunk for the summary."""
+
+    rows_in: int = 0
+    scored: int = 0
+    rejected: int = 0
+    by_scorer: dict[str, int] = field(default_factory=dict)
+    fallbacks: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, result: Any, rejected: int) -> None:
+        self.rows_in += len(result) + rejected
+        self.scored += len(result)
+        self.rejected += rejected
+        for name, rows in result.counts_by_scorer().items():
+            self.by_scorer[name] = self.by_scorer.get(name, 0) + rows
+        for step, kinds in result.fallback_counts().items():
+            mine = self.fallbacks.setdefault(step, {})
+            for kind, rows in kinds.items():
+                mine[kind] = mine.get(kind, 0) + rows
+
+
+def summary_lines(
+    counts: Counts, seconds: tuple[float, float], target: OutputFiles, reader: TableReader
+) -> list[str]:
+    """The summary; ``seconds`` is (reading, scoring and writing; building the engine)."""
+    adds_up = counts.rows_in == counts.scored + counts.rejected
+    check = "the counts add up" if adds_up else "THE COUNTS DO NOT ADD UP: a bug, please report it"
+    by_scorer = ", ".join(f"{name} {rows:,}" for name, rows in counts.by_scorer.items()) or "-"
+    lines = [
+        f"rows in   {counts.rows_in:>12,}  = {counts.scored:,} scored + {counts.rejected:,} "
+        f"rejected ({check})",
+        f"scored    {counts.scored:>12,}  by scorer: {by_scorer}",
+    ]
+    fell_back = sum(sum(kinds.values()) for kinds in counts.fallbacks.values())
+    lines.append(
+        f"fallbacks {fell_back:>12,}  (rows a step failed; see the fallback_reason column)"
+    )
+    for step, kinds in counts.fallbacks.items():
+        detail = ", ".join(f"{kind} {rows:,}" for kind, rows in kinds.items())
+        lines.append(f"          {'':>12}  step {step!r}: {detail}")
+    written = target.rejects_writer is not None
+    lines.append(
+        f"rejected  {counts.rejected:>12,}" + (f"  -> {target.rejects}" if written else "")
+    )
+    rate = counts.rows_in / seconds[0] if seconds[0] > 0 else float("inf")
+    lines.append(
+        f"time      {seconds[0]:>12.2f} s  {rate:,.0f} rows/s "
+        f"(and {seconds[1]:.2f} s to load the chain and open the input)"
+    )
+    lines.extend(f"note: {note}" for note in reader.notes)
+    return lines

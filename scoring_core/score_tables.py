@@ -1,0 +1,219 @@
+"""The tables of ``scoring score``: the input's columns and rows, the output and rejects.
+
+Before any scoring, a feature column that is absent and has no default stops the run.
+After that, a bad value stops only its row: it becomes a :data:`Reject` (its row number,
+the offending column and the reason); ``scoring compare`` sorts its rows the same way.
+
+The output holds the kept input columns (``--keep``) and then ``score``, ``scorer`` and
+``fallback_reason``, one row per scored row, in input order. The rejects file holds
+``row``, ``column`` and ``error`` and then the same kept columns, one row per rejected
+row. The output is opened at the first chunk, whose column types fix both schemas; the
+rejects file then too when ``--rejects`` names it or the output is a file (so no old
+rejects file is left beside a new output), otherwise at the first rejected row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import numpy as np
+
+from scoring_core.config import did_you_mean
+from scoring_core.table_io import (
+    STDIO,
+    Chunk,
+    DataFileError,
+    TableReader,
+    TableWriter,
+    arrow_integers,
+    arrow_numbers,
+    arrow_strings,
+    empty_strings,
+    open_reader,
+)
+
+if TYPE_CHECKING:
+    from scoring_core.engine import Engine
+    from scoring_core.features import PreparedBatch
+
+__all__ = [
+    "REJECT_COLUMNS",
+    "SCORE_COLUMNS",
+    "OutputFiles",
+    "Reject",
+    "check_columns",
+    "checked_rows",
+    "default_rejects_path",
+    "feature_defaults",
+    "kept_columns",
+    "open_input",
+    "output_table",
+]
+
+SCORE_COLUMNS = ("score", "scorer", "fallback_reason")
+REJECT_COLUMNS = ("row", "column", "error")
+Reject = tuple[int, int, str, str]  # row number, position in the chunk (-1: unparsed), column, why
+
+
+@contextmanager
+def open_input(path: str, fmt: str) -> Iterator[TableReader]:
+    reader = open_reader(path, fmt)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def feature_defaults(engine: Engine) -> dict[str, float]:
+    """Features with a ``default:``, which may be absent from the input."""
+    return engine.feature_defaults
+
+
+def check_columns(reader: TableReader, engine: Engine, defaults: dict[str, float]) -> None:
+    """A feature column that is absent and has no default is an error before any scoring."""
+    others = [c for c in reader.columns if c not in engine.feature_names]
+    for index, name in enumerate(engine.feature_names):
+        if name not in reader.columns and name not in defaults:
+            raise DataFileError(
+                f"{reader.name} has no column {name!r} (feature {index + 1} of "
+                f"{len(engine.feature_names)}), and the feature has no default"
+                f"{did_you_mean(name, others)}",
+                file=reader.name,
+                column=name,
+            )
+
+
+def kept_columns(reader: TableReader, engine: Engine, keep: str | None) -> tuple[str, ...]:
+    """The input columns copied to the output and the rejects file, from ``--keep``."""
+    choice = (keep or "").strip()
+    if keep is None:
+        kept = tuple(c for c in reader.columns if c not in engine.feature_names)
+    elif choice.lower() == "all":
+        kept = reader.columns
+    elif choice.lower() in ("none", ""):
+        kept = ()
+    else:
+        kept = tuple(dict.fromkeys(c.strip() for c in choice.split(",") if c.strip()))
+        for name in kept:
+            if name not in reader.columns:
+                raise click.BadParameter(
+                    f"{reader.name} has no column {name!r}{did_you_mean(name, reader.columns)}",
+                    param_hint="--keep",
+                )
+    clash = [c for c in kept if c in SCORE_COLUMNS]
+    if clash:
+        raise click.BadParameter(
+            f"the input column {clash[0]!r} would clash with the output column of that name; "
+            "choose the columns to keep, e.g. --keep id (or --keep none)",
+            param_hint="--keep",
+        )
+    return kept
+
+
+def default_rejects_path(output: str, fmt: str) -> str:
+    """``out.csv`` -> ``out.rejects.csv``; for stdout, ``rejects.<fmt>`` in this folder."""
+    if output == STDIO:
+        return f"rejects.{fmt}"
+    path = Path(output)
+    return str(path.with_name(f"{path.stem}.rejects{path.suffix or '.' + fmt}"))
+
+
+# -- one chunk's tables -------------------------------------------------------------------------
+
+
+def checked_rows(
+    engine: Engine, chunk: Chunk, X: Any, problems: dict[int, tuple[str, str]]
+) -> tuple[PreparedBatch, list[Reject]]:
+    """Check a chunk's feature matrix; returns the prepared rows and the rejects, in order."""
+    prepared = engine.prepare_batch(X)
+    rows = chunk.rows
+    rejects: list[Reject] = [(row, -1, "", f"the row {why}") for row, why in chunk.broken]
+    for position, (column, why) in problems.items():
+        rejects.append((int(rows[position]), position, column, why))
+    for error in prepared.errors:
+        position = int(error.row or 0)
+        if position in problems:
+            continue
+        message = str(error)
+        if message.startswith("row ") and ": " in message:  # the row has its own column
+            message = message.split(": ", 1)[1]
+        rejects.append((int(rows[position]), position, error.feature or "", message))
+    rejects.sort()
+    return prepared, rejects
+
+
+def output_table(chunk: Chunk, kept: tuple[str, ...], prepared: Any, result: Any) -> Any:
+    """The scored rows of a chunk: the kept columns, then the score columns."""
+    import pyarrow as pa
+
+    from scoring_core.results import EXHAUSTED_SCORER
+
+    columns: list[Any] = []
+    if kept:
+        passthrough = chunk.table.select(list(kept))
+        if prepared.rows.shape[0] != chunk.table.num_rows:
+            passthrough = passthrough.take(arrow_integers(prepared.rows))
+        columns.extend(passthrough.columns)
+    names = arrow_strings([*result.step_names, EXHAUSTED_SCORER])
+    scorers = names.take(arrow_integers(result.scorer_index.astype(np.int64) % len(names)))
+    fell_back = bool(result.fallback_counts())
+    reasons = arrow_strings(result.fallback_reasons()) if fell_back else empty_strings(len(result))
+    columns += [arrow_numbers(result.scores), scorers, reasons]
+    return pa.Table.from_arrays(columns, names=[*kept, *SCORE_COLUMNS])
+
+
+def _rejects_table(chunk: Chunk, kept: tuple[str, ...], rejects: list[Reject], schema: Any) -> Any:
+    import pyarrow as pa
+
+    columns = [
+        arrow_integers(np.array([r[0] for r in rejects], dtype=np.int64)),
+        arrow_strings([r[2] for r in rejects]),
+        arrow_strings([r[3] for r in rejects]),
+    ]
+    if kept:
+        positions = np.array([r[1] for r in rejects], dtype=np.int64)
+        indices = arrow_integers(np.maximum(positions, 0), valid=positions >= 0)
+        columns.extend(chunk.table.select(list(kept)).take(indices).columns)
+    return pa.Table.from_arrays(columns, names=schema.names)  # the writer casts to its schema
+
+
+# -- the files ----------------------------------------------------------------------------------
+
+
+@dataclass
+class OutputFiles:
+    """The output and rejects files, opened at the first chunk (its types fix the schema)."""
+
+    output: str
+    fmt: str
+    rejects: str
+    rejects_always: bool  # a file output always gets its rejects file, so none is stale
+    writer: TableWriter | None = None
+    rejects_writer: TableWriter | None = None
+    rejects_schema: Any = None
+
+    def write(self, out: Any, chunk: Chunk, kept: tuple[str, ...], rejects: list[Reject]) -> None:
+        import pyarrow as pa
+
+        if self.writer is None:
+            self.writer = TableWriter(
+                self.output, self.fmt, out.schema, dictionary_columns=SCORE_COLUMNS[1:]
+            )
+            types = dict(zip(REJECT_COLUMNS, (pa.int64(), pa.string(), pa.string()), strict=True))
+            fields = [pa.field(name, kind) for name, kind in types.items()]
+            self.rejects_schema = pa.schema(fields + [chunk.table.schema.field(n) for n in kept])
+        self.writer.write(out)
+        if (rejects or self.rejects_always) and self.rejects_writer is None:
+            self.rejects_writer = TableWriter(self.rejects, self.fmt, self.rejects_schema)
+        if rejects and self.rejects_writer is not None:
+            self.rejects_writer.write(_rejects_table(chunk, kept, rejects, self.rejects_schema))
+
+    def close(self, *, keep: bool) -> None:
+        for writer in (self.writer, self.rejects_writer):
+            if writer is not None:
+                writer.close(keep=keep)
