@@ -146,7 +146,7 @@ class FeatureSchema:
         about 10 us).
         """
         data = values.tobytes()
-        X: FloatArray = np.ndarray(self._one_row_shape, np.float32, data)
+        X: FloatArray = np.ndarray(self._one_row_shape, _FLOAT32, data)
         if self._high_bits is not None:
             if max(memoryview(data).cast("I")) <= self._high_bits:
                 return X
