@@ -119,10 +119,12 @@ class Chain:
         low, high = self.low, self.high
         deadline_at = None if self.deadline_s is None else self.clock() + self.deadline_s
         for step in self.steps:
-            slot = self._enter(step)
-            if slot is None:
-                fallbacks.append(self._unavailable(step, 1))
-                continue
+            slot = step.slot
+            if slot is None or not slot.enter():  # no scorer, or a reload swapped it just now
+                slot = self._enter(step)
+                if slot is None:
+                    fallbacks.append(self._unavailable(step, 1))
+                    continue
             started = time.perf_counter_ns()
             try:
                 out = (
