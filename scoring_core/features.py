@@ -8,7 +8,9 @@ feature and the row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ FloatArray = npt.NDArray[np.float32]
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMERIC_KINDS = frozenset("fiub")
 _FLOAT32 = np.dtype(np.float32)
+_PLAIN_NUMBERS = frozenset({float, int})  # packed straight to float32 bytes (bool is not)
 _NO_DEFAULTS: tuple[str, ...] = ()
 _MIN = np.minimum.reduce
 _MAX = np.maximum.reduce
@@ -67,6 +70,13 @@ class FeatureSchema:
             int(self.high[:1].view(np.uint32)[0]) if uniform_from_zero and self.width else None
         )
         self._names_set = frozenset(self.names)
+        # Every feature of a plain dict in one C call (a comprehension took 2 us more).
+        self._values_of: Callable[[Mapping[Any, Any]], Sequence[Any]] = (
+            operator.itemgetter(*self.names)
+            if self.width > 1
+            else lambda row: tuple(row[name] for name in self.names)
+        )
+        self._pack_float32 = struct.Struct(f"={self.width}f").pack
 
     # -- single rows ------------------------------------------------------------------------
 
@@ -77,7 +87,17 @@ class FeatureSchema:
         kind = type(row)
         if kind is np.ndarray and row.shape == self._row_shape and row.dtype.kind in "fiu":
             values32 = row if row.dtype == _FLOAT32 else _to_float32(row)
-            return self._checked_row(values32, row_index), defaults_used
+            return self._checked_bytes(values32.tobytes(), row_index), defaults_used
+        if kind is dict and len(row) == self.width:
+            # The common case, a plain dict of plain numbers, goes straight to float32
+            # bytes (measured 3 us faster than numpy arrays); a missing key, another type,
+            # or a value beyond float32 takes the careful path below, which explains it.
+            try:
+                plain = self._values_of(row)
+                if _PLAIN_NUMBERS.issuperset(map(type, plain)):
+                    return self._checked_bytes(self._pack_float32(*plain), row_index), defaults_used
+            except (KeyError, OverflowError, struct.error):
+                pass
         if kind is dict or isinstance(row, Mapping):
             values, defaults_used = self._mapping_values(row, row_index)
             array = self._as_array(values, row_index)
@@ -107,7 +127,7 @@ class FeatureSchema:
             )
         if array.dtype.kind not in _NUMERIC_KINDS:
             self._raise_non_number(values if len(values) else array.tolist(), row_index)
-        return self._checked_row(_to_float32(array), row_index), defaults_used
+        return self._checked_bytes(_to_float32(array).tobytes(), row_index), defaults_used
 
     def _as_array(self, values: Sequence[Any], row_index: int) -> npt.NDArray[Any]:
         """``values`` as a 1-D numpy array; a nested or ragged value is an InputError."""
@@ -135,17 +155,16 @@ class FeatureSchema:
             self._raise_non_number(values, row_index)
         return array
 
-    def _checked_row(self, values: FloatArray, row_index: int) -> FloatArray:
-        """One float32 row, range-checked, as a read-only (1, width) array of its own.
+    def _checked_bytes(self, data: bytes, row_index: int) -> FloatArray:
+        """One row of float32 ``data``, range-checked, as a read-only (1, width) array.
 
-        The row is copied into a bytes object and viewed as an array, which is read-only
-        by construction (the caller's array is never handed on, so a scorer cannot write
-        to it or see it change). The range check runs in Python over the bytes read as
+        The row is a copy in a bytes object, viewed as an array: read-only by
+        construction, and never the caller's array, so a scorer can neither write to it
+        nor see it change. The range check runs in Python over the bytes read as
         uint32. Both measured cheaper for the ONNX Runtime call that follows than
         ``astype`` plus a writeable flag and a numpy reduction (which cost that call
         about 10 us).
         """
-        data = values.tobytes()
         X: FloatArray = np.ndarray(self._one_row_shape, _FLOAT32, data)
         if self._high_bits is not None:
             if max(memoryview(data).cast("I")) <= self._high_bits:
@@ -171,11 +190,11 @@ class FeatureSchema:
 
     def _mapping_values(
         self, row: Mapping[Any, Any], row_index: int
-    ) -> tuple[list[Any], tuple[str, ...]]:
+    ) -> tuple[Sequence[Any], tuple[str, ...]]:
         if type(row) is dict and len(row) == self.width:
             # Only a plain dict: a defaultdict or Counter would invent missing values.
             try:
-                return [row[name] for name in self.names], _NO_DEFAULTS
+                return self._values_of(row), _NO_DEFAULTS
             except KeyError:
                 pass  # an unknown key stands in for a known one: report it below
         unknown = [key for key in row if key not in self._names_set]
@@ -252,7 +271,8 @@ class FeatureSchema:
             what = "is infinite or too large for a 32-bit float"
             todo = "send a finite number in the feature's range"
         else:
-            what = f"is {value:g}, outside [{spec.min}, {spec.max}]"
+            # The float32 value in full: 1.0000002 must not read as "1, outside [0, 1]".
+            what = f"is {np.float32(value)!s}, outside [{spec.min}, {spec.max}]"
             todo = "fix the value upstream, or set `clip: true` on the feature to clip it"
         return InputError(f"row {row}: feature {name!r} {what}; {todo}", feature=name, row=row)
 
@@ -329,7 +349,7 @@ class FeatureSchema:
         return PreparedBatch(X=_read_only(X), rows=rows, errors=ordered, defaults_used=defaults)
 
     def _mapping_batch(self, rows: Sequence[Mapping[Any, Any]]) -> PreparedBatch:
-        values: list[list[Any]] = []
+        values: list[Sequence[Any]] = []
         good: list[int] = []
         used: list[tuple[str, ...]] = []
         errors: dict[int, InputError] = {}

@@ -32,6 +32,33 @@ def test_mapping_sequence_and_array_give_the_same_score() -> None:
 
 
 @pytest.mark.parametrize(
+    "values",
+    [
+        [0, 1, 0.5],  # ints, as JSON gives 0 and 1
+        [True, False, 0.5],
+        [1 + 2**-25, 0.0, 0.5],  # rounds down to 1.0 as float32: inside
+        [-0.0, 0.25, 1e-45],  # negative zero, the smallest float32
+        [1 + 2**-22, 0.0, 0.5],  # above 1.0 as float32: outside
+        [0.5, 3.5e38, 0.5],  # beyond float32
+        [0.5, 10**400, 0.5],  # beyond any float
+        [0.5, math.nan, 0.5],
+    ],
+)
+def test_a_dict_row_is_checked_exactly_like_the_same_values_in_a_list(values: list[object]) -> None:
+    # Plain dicts of plain numbers take a faster path; it must agree with the general one.
+    def outcome(row: object) -> object:
+        try:
+            return e.score(row).score
+        except InputError as exc:
+            return str(exc)
+
+    with engine() as e:
+        by_name = outcome(dict(zip(NAMES, values, strict=True)))
+        by_position = outcome(values)
+    assert by_name == by_position
+
+
+@pytest.mark.parametrize(
     ("row", "feature", "message"),
     [
         ({"a": 0.1, "b": 0.2}, "c", "missing and has no default"),
@@ -43,6 +70,7 @@ def test_mapping_sequence_and_array_give_the_same_score() -> None:
         ({"a": 0.1, "b": [0.2], "c": 0.3}, "b", "not a number"),
         ({"a": 0.1, "b": 1.5, "c": 0.3}, "b", r"outside \[0.0, 1.0\]"),
         ({"a": 0.1, "b": -0.01, "c": 0.3}, "b", "outside"),
+        ({"a": 0.1, "b": 1 + 2**-22, "c": 0.3}, "b", r"is 1\.0000002, outside"),  # not "is 1"
         ({"a": 0.1, "b": "0.2", "c": 0.3}, "b", "not a number"),
         ({"a": 0.1, "b": None, "c": 0.3}, "b", "not a number"),
         ([0.1, 0.2, "x"], "c", "not a number"),
