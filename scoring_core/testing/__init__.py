@@ -50,6 +50,9 @@ instead of raising. The checks, by the name each violation carries:
     fell back, scores differed from direct calls, or ``close()`` was not called once
 ``timeout``
     a call did not return within ``timeout_s``; the checks after it are not run
+
+A hang in ``close()`` or in the engine check also stops the checks after it; it is
+reported under ``close`` or ``engine``, where it happened.
 """
 
 from scoring_core.testing.conformance import (
