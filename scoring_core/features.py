@@ -88,18 +88,11 @@ class FeatureSchema:
         if kind is np.ndarray and row.shape == self._row_shape and row.dtype.kind in "fiu":
             values32 = row if row.dtype == _FLOAT32 else _to_float32(row)
             return self._checked_bytes(values32.tobytes(), row_index), defaults_used
-        if kind is dict and len(row) == self.width:
-            # The common case, a plain dict of plain numbers, goes straight to float32
-            # bytes (measured 3 us faster than numpy arrays); a missing key, another type,
-            # or a value beyond float32 takes the careful path below, which explains it.
-            try:
-                plain = self._values_of(row)
-                if _PLAIN_NUMBERS.issuperset(map(type, plain)):
-                    return self._checked_bytes(self._pack_float32(*plain), row_index), defaults_used
-            except (KeyError, OverflowError, struct.error):
-                pass
         if kind is dict or isinstance(row, Mapping):
             values, defaults_used = self._mapping_values(row, row_index)
+            data = self._plain_bytes(values)
+            if data is not None:
+                return self._checked_bytes(data, row_index), defaults_used
             array = self._as_array(values, row_index)
         elif isinstance(row, np.ndarray):
             array = row
@@ -117,6 +110,9 @@ class FeatureSchema:
             )
         else:
             values = row
+            data = self._plain_bytes(row)
+            if data is not None:
+                return self._checked_bytes(data, row_index), defaults_used
             array = self._as_array(row, row_index)
         if array.ndim != 1 or array.shape[0] != self.width:
             raise InputError(
@@ -128,6 +124,20 @@ class FeatureSchema:
         if array.dtype.kind not in _NUMERIC_KINDS:
             self._raise_non_number(values if len(values) else array.tolist(), row_index)
         return self._checked_bytes(_to_float32(array).tobytes(), row_index), defaults_used
+
+    def _plain_bytes(self, values: Sequence[Any]) -> bytes | None:
+        """``values`` packed as float32 when they are ``width`` plain numbers, else None.
+
+        The common case (a dict or list of floats and ints) skips numpy arrays: measured
+        3 us faster. Anything else (another type, another length, a value beyond float32)
+        gives None and takes :meth:`_as_array`, which explains what is wrong.
+        """
+        if not _PLAIN_NUMBERS.issuperset(map(type, values)):
+            return None
+        try:
+            return self._pack_float32(*values)
+        except (OverflowError, struct.error):
+            return None
 
     def _as_array(self, values: Sequence[Any], row_index: int) -> npt.NDArray[Any]:
         """``values`` as a 1-D numpy array; a nested or ragged value is an InputError."""
