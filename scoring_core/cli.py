@@ -236,21 +236,7 @@ _chunk_rows_option = click.option(
     help="Progress bar on stderr (default: only when stderr is a terminal).",
 )
 @click.pass_context
-def score(
-    ctx: click.Context,
-    input_path: str,
-    output: str,
-    config: Path | None,
-    fmt: str | None,
-    input_format: str | None,
-    output_format: str | None,
-    keep: str | None,
-    rejects_path: str | None,
-    fail_on_reject: bool,
-    chunk_rows: int,
-    workers: int,
-    progress: bool | None,
-) -> None:
+def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     """Score INPUT (CSV, JSON Lines or Parquet; - for stdin) through the chain.
 
     The output keeps the input's other columns and adds score, scorer and
@@ -260,20 +246,7 @@ def score(
     with _errors_reported(_debug(ctx)):
         from scoring_core.cli_score import score_command
 
-        code = score_command(
-            input_path=input_path,
-            output=output,
-            config=_config_path(config),
-            fmt=fmt,
-            input_format=input_format,
-            output_format=output_format,
-            keep=keep,
-            rejects_path=rejects_path,
-            fail_on_reject=fail_on_reject,
-            chunk_rows=chunk_rows,
-            workers=workers,
-            progress=progress,
-        )
+        code = score_command(config=_config_path(config), **options)
     sys.exit(code)
 
 
@@ -298,29 +271,10 @@ def score(
 )
 @_chunk_rows_option
 @click.pass_context
-def compare(
-    ctx: click.Context,
-    input_path: str,
-    config: Path | None,
-    fmt: str | None,
-    label: str | None,
-    threshold: float,
-    as_json: bool,
-    plot: str | None,
-    chunk_rows: int,
-) -> None:
+def compare(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     """Score INPUT with each chain step alone and compare the steps (and with --label)."""
     with _errors_reported(_debug(ctx)):
         from scoring_core.compare import compare_command
 
-        code = compare_command(
-            input_path=input_path,
-            config=_config_path(config),
-            fmt=fmt,
-            label=label,
-            threshold=threshold,
-            as_json=as_json,
-            plot=plot,
-            chunk_rows=chunk_rows,
-        )
+        code = compare_command(config=_config_path(config), **options)
     sys.exit(code)
