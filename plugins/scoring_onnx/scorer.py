@@ -170,12 +170,13 @@ class OnnxScorer:
             row, score, binding, run_bound = local.bound = self._bind_one_row()
         row[...] = X
         run_bound(binding, run_options)
-        result: npt.NDArray[np.floating[Any]] = score.reshape(1).copy()
+        result: npt.NDArray[np.floating[Any]] = score.copy()  # the buffer is reused
         return result
 
     def _bind_one_row(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any], Any, Any]:
-        """A (1, F) input buffer and a one-score output buffer bound to the session, and
-        the session's run for them (kept, so a close() meanwhile cannot pull it away)."""
+        """A (1, F) input buffer and a one-score output buffer bound to the session (as
+        a 1-D view of shape (1,)), and the session's run for them (kept, so a close()
+        meanwhile cannot pull it away)."""
         session = self._session
         if session is None:
             raise self._closed_error()
@@ -194,8 +195,8 @@ class OnnxScorer:
         native = getattr(getattr(session, "_sess", None), "run_with_iobinding", None)
         inner = getattr(binding, "_iobinding", None)
         if callable(native) and inner is not None:
-            return row, score, inner, native
-        return row, score, binding, session.run_with_iobinding
+            return row, score.reshape(1), inner, native
+        return row, score.reshape(1), binding, session.run_with_iobinding
 
     def _closed_error(self) -> ScorerClosedError:
         return ScorerClosedError(
