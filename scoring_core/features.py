@@ -77,6 +77,9 @@ class FeatureSchema:
             else lambda row: tuple(row[name] for name in self.names)
         )
         self._pack_float32 = struct.Struct(f"={self.width}f").pack
+        self._unpack_float32 = struct.Struct(f"={self.width}f").unpack
+        self._lows: list[float] = self.low.tolist()
+        self._highs: list[float] = self.high.tolist()
 
     # -- single rows ------------------------------------------------------------------------
 
@@ -179,8 +182,12 @@ class FeatureSchema:
         if self._high_bits is not None:
             if max(memoryview(data).cast("I")) <= self._high_bits:
                 return X
-        elif self.in_range(X):
-            return X
+        else:  # per-feature bounds, compared in Python too (NaN fails both)
+            values = self._unpack_float32(data)
+            if all(map(operator.le, self._lows, values)) and all(
+                map(operator.le, values, self._highs)
+            ):
+                return X
         fixed = self._repair_or_raise(X, row_index)
         fixed.flags.writeable = False  # a clipped row is a new array
         return fixed

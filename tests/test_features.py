@@ -191,3 +191,28 @@ def test_feature_defaults_are_public() -> None:
     features = [{"name": "a", "min": 0, "max": 1}, {"name": "b", "default": 0.5}]
     with engine(features) as e:
         assert e.feature_defaults == {"b": 0.5}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0.5, -0.5, 9.0], [0.5, -1.5, 1.0], [math.nan, 0.0, 1.0], [0.0, math.inf, 1.0],
+     [0.0, 0.0, 10.5], [-0.0, -1.0, 10.0], [1.0, 1.0, 0.0]],
+)  # fmt: skip
+def test_a_single_row_with_per_feature_ranges_is_checked_like_a_batch(values: list[float]) -> None:
+    # Bounds that differ by feature take another single-row check than [0, max] ones.
+    features = [
+        {"name": "a", "min": 0, "max": 1},
+        {"name": "b", "min": -1, "max": 1},
+        {"name": "c", "min": 0, "max": 10},
+    ]
+
+    def outcome(call: object) -> object:
+        try:
+            return call()  # type: ignore[operator]
+        except InputError as exc:
+            return str(exc)
+
+    with engine_for(CHAIN, plugins=[PLUGIN], features=features, output_range=[-10, 10]) as e:
+        single = outcome(lambda: e.score(np.array(values)).score)
+        batch = outcome(lambda: float(e.score_batch(np.array([values])).scores[0]))
+    assert single == batch
