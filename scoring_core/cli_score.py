@@ -30,7 +30,6 @@ from scoring_core.score_tables import (
     check_columns,
     checked_rows,
     default_rejects_path,
-    feature_defaults,
     kept_columns,
     open_input,
     output_table,
@@ -42,7 +41,6 @@ from scoring_core.table_io import (
     TableReader,
     WriteBehind,
     display_name,
-    feature_matrix,
     file_format,
     map_in_order,
     read_ahead,
@@ -52,14 +50,7 @@ from scoring_core.table_io import (
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
 
-__all__ = [
-    "check_columns",
-    "checked_rows",
-    "default_rejects_path",
-    "feature_defaults",
-    "open_input",
-    "score_command",
-]
+__all__ = ["score_command"]
 
 
 class _ExhaustedError(Exception):
@@ -88,14 +79,13 @@ def run_score(
     (onnxruntime, numpy and pyarrow release the GIL, so they run side by side), and one
     writes behind; the chunks are written in input order.
     """
-    defaults = feature_defaults(engine)
-    check_columns(reader, engine, defaults)
+    check_columns(reader, engine)
     kept = kept_columns(reader, engine, keep)
     features = engine.feature_names
+    defaults = engine.feature_defaults
 
     def score_chunk(chunk: Chunk) -> tuple[Any, Chunk, list[Reject], Any]:
-        X, problems = feature_matrix(chunk.table, features, defaults)
-        prepared, rejects = checked_rows(engine, chunk, X, problems)
+        prepared, rejects = checked_rows(engine, chunk, defaults)
         try:
             result = engine.score_prepared(prepared)
         except ChainExhaustedError as exc:

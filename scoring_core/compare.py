@@ -310,11 +310,10 @@ def compare_command(
 
     from scoring_core.config import did_you_mean
     from scoring_core.engine import Engine
-    from scoring_core.score_tables import check_columns, checked_rows, feature_defaults, open_input
+    from scoring_core.score_tables import check_columns, checked_rows, open_input
     from scoring_core.table_io import (
         DataFileError,
         column_numbers,
-        feature_matrix,
         file_format,
         require_pyarrow,
     )
@@ -329,8 +328,8 @@ def compare_command(
                 "--plot needs matplotlib: pip install 'scoring-core[plot]'"
             ) from None
     with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
-        defaults = feature_defaults(engine)
-        check_columns(reader, engine, defaults)
+        defaults = engine.feature_defaults
+        check_columns(reader, engine)
         if label is not None and label not in reader.columns:
             raise DataFileError(
                 f"{reader.name} has no label column {label!r}{did_you_mean(label, reader.columns)}",
@@ -342,8 +341,7 @@ def compare_command(
         for chunk in reader.chunks(
             [*engine.feature_names, *([label] if label else [])], chunk_rows
         ):
-            X, problems = feature_matrix(chunk.table, engine.feature_names, defaults)
-            prepared, rejects = checked_rows(engine, chunk, X, problems)
+            prepared, rejects = checked_rows(engine, chunk, defaults)
             rows_in += chunk.table.num_rows + len(chunk.broken)
             rejected += len(rejects)
             for step in steps:

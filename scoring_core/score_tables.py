@@ -34,6 +34,7 @@ from scoring_core.table_io import (
     arrow_numbers,
     arrow_strings,
     empty_strings,
+    feature_matrix,
     open_reader,
 )
 
@@ -49,7 +50,6 @@ __all__ = [
     "check_columns",
     "checked_rows",
     "default_rejects_path",
-    "feature_defaults",
     "kept_columns",
     "open_input",
     "output_table",
@@ -69,13 +69,9 @@ def open_input(path: str, fmt: str) -> Iterator[TableReader]:
         reader.close()
 
 
-def feature_defaults(engine: Engine) -> dict[str, float]:
-    """Features with a ``default:``, which may be absent from the input."""
-    return engine.feature_defaults
-
-
-def check_columns(reader: TableReader, engine: Engine, defaults: dict[str, float]) -> None:
+def check_columns(reader: TableReader, engine: Engine) -> None:
     """A feature column that is absent and has no default is an error before any scoring."""
+    defaults = engine.feature_defaults
     others = [c for c in reader.columns if c not in engine.feature_names]
     for index, name in enumerate(engine.feature_names):
         if name not in reader.columns and name not in defaults:
@@ -127,9 +123,13 @@ def default_rejects_path(output: str, fmt: str) -> str:
 
 
 def checked_rows(
-    engine: Engine, chunk: Chunk, X: Any, problems: dict[int, tuple[str, str]]
+    engine: Engine, chunk: Chunk, defaults: dict[str, float]
 ) -> tuple[PreparedBatch, list[Reject]]:
-    """Check a chunk's feature matrix; returns the prepared rows and the rejects, in order."""
+    """A chunk's features as numbers, checked: the prepared rows and the rejects, in order.
+
+    ``defaults`` is ``engine.feature_defaults``, taken once per file.
+    """
+    X, problems = feature_matrix(chunk.table, engine.feature_names, defaults)
     prepared = engine.prepare_batch(X)
     rows = chunk.rows
     rejects: list[Reject] = [(row, -1, "", f"the row {why}") for row, why in chunk.broken]
