@@ -53,16 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["score_command"]
 
 
-class _ExhaustedError(Exception):
-    def __init__(self, error: ChainExhaustedError, row: int) -> None:
-        details = "; ".join(f"{f.step}: {f.reason}" for f in error.fallbacks) or "no steps"
-        super().__init__(
-            f"every step of the chain failed for row {row} ({details}); no output was written. "
-            "Run `scoring check` to see each step's status, or set `on_exhausted: {score: ...}` "
-            "in the configuration to serve an explicit default"
-        )
-
-
 def run_score(
     engine: Engine,
     reader: TableReader,
@@ -89,7 +79,8 @@ def run_score(
         try:
             result = engine.score_prepared(prepared)
         except ChainExhaustedError as exc:
-            raise _ExhaustedError(exc, int(chunk.rows[exc.row])) from None
+            # the same error, numbered by the input's row instead of the chunk's
+            raise ChainExhaustedError(exc.fallbacks, row=int(chunk.rows[exc.row])) from None
         return output_table(chunk, kept, prepared, result), chunk, rejects, result
 
     chunks = reader.chunks([*features, *kept], chunk_rows, numeric=features)
@@ -160,8 +151,8 @@ def score_command(
                 workers=workers,
                 progress=bar,
             )
-        except _ExhaustedError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except ChainExhaustedError as exc:
+            click.echo(f"error: {exc}; no output was written", err=True)
             return EXIT_PROBLEM
     seconds = (time.perf_counter() - loaded, loaded - started)
     for line in summary_lines(counts, seconds, target, reader):
