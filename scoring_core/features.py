@@ -366,24 +366,26 @@ class FeatureSchema:
         return PreparedBatch(X=_read_only(X), rows=rows, errors=ordered, defaults_used=defaults)
 
     def _mapping_batch(self, rows: Sequence[Mapping[Any, Any]]) -> PreparedBatch:
-        values: list[Sequence[Any]] = []
+        parts: list[bytes] = []  # each good row as float32 bytes
         good: list[int] = []
         used: list[tuple[str, ...]] = []
         errors: dict[int, InputError] = {}
         for i, row in enumerate(rows):
             try:
                 vals, defaults_used = self._mapping_values(row, i)
-                array = self._as_array(vals, i)
-                if array.dtype.kind not in _NUMERIC_KINDS:
-                    self._raise_non_number(vals, i)
+                data = self._plain_bytes(vals)
+                if data is None:  # not plain numbers: the careful conversion explains it
+                    array = self._as_array(vals, i)
+                    if array.dtype.kind not in _NUMERIC_KINDS:
+                        self._raise_non_number(vals, i)
+                    data = _to_float32(array).tobytes()
             except InputError as exc:
                 errors[i] = exc
                 continue
-            values.append(vals)
+            parts.append(data)
             good.append(i)
             used.append(defaults_used)
-        with np.errstate(over="ignore", invalid="ignore"):
-            X = np.array(values, dtype=np.float32).reshape(len(values), self.width)
+        X = np.frombuffer(b"".join(parts), dtype=np.float32).reshape(len(parts), self.width)
         return self._finish(X, np.array(good, dtype=np.intp), errors, used)
 
     def _row_by_row(self, rows: Sequence[Any]) -> PreparedBatch:
