@@ -270,11 +270,10 @@ class Engine:
             self._count_rejected(len(prepared.errors))
             first = prepared.errors[0]
             if len(prepared.errors) > 1:
-                raise InputError(
-                    f"{first} ({len(prepared.errors) - 1} more bad row(s); nothing was scored)",
-                    feature=first.feature,
-                    row=first.row,
-                )
+                more = f" ({len(prepared.errors) - 1} more bad row(s); nothing was scored)"
+                if first.row is None:
+                    raise InputError(f"{first}{more}", feature=first.feature)
+                raise InputError.for_row(first.row, first.reason + more, feature=first.feature)
             raise first
         return self.score_prepared(prepared)
 

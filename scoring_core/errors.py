@@ -75,13 +75,22 @@ class InputError(ScoringError, ValueError):
     """An input row is invalid; nothing was scored.
 
     ``feature`` names the offending feature (None when the row's shape is wrong),
-    ``row`` is the 0-based row index within the call.
+    ``row`` is the 0-based row index within the call, and ``reason`` is the message
+    without its ``row N:`` prefix (to show beside a row number of your own).
     """
 
     def __init__(self, message: str, *, feature: str | None = None, row: int | None = None):
         self.feature = feature
         self.row = row
+        self.reason = message
         super().__init__(message)
+
+    @classmethod
+    def for_row(cls, row: int, reason: str, *, feature: str | None = None) -> InputError:
+        """The error about row ``row``: its message reads ``row N: reason``."""
+        error = cls(f"row {row}: {reason}", feature=feature, row=row)
+        error.reason = reason
+        return error
 
 
 class ChainExhaustedError(ScoringError):

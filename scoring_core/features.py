@@ -100,16 +100,16 @@ class FeatureSchema:
         elif isinstance(row, np.ndarray):
             array = row
             if array.ndim != 1:
-                raise InputError(
-                    f"row {row_index}: expected a 1-D row of {self.width} features, got an array "
+                raise InputError.for_row(
+                    row_index,
+                    f"expected a 1-D row of {self.width} features, got an array "
                     f"of shape {array.shape}; use score_batch for 2-D input",
-                    row=row_index,
                 )
         elif isinstance(row, str | bytes) or not isinstance(row, Sequence):
-            raise InputError(
-                f"row {row_index}: expected a mapping of feature names to numbers, a sequence or a "
+            raise InputError.for_row(
+                row_index,
+                f"expected a mapping of feature names to numbers, a sequence or a "
                 f"1-D array of {self.width} numbers; got {type(row).__name__}",
-                row=row_index,
             )
         else:
             values = row
@@ -118,11 +118,11 @@ class FeatureSchema:
                 return self._checked_bytes(data, row_index), defaults_used
             array = self._as_array(row, row_index)
         if array.ndim != 1 or array.shape[0] != self.width:
-            raise InputError(
-                f"row {row_index}: expected {self.width} features, got "
+            raise InputError.for_row(
+                row_index,
+                f"expected {self.width} features, got "
                 f"{array.shape[0] if array.ndim == 1 else array.shape}; the order is "
                 "engine.feature_names",
-                row=row_index,
             )
         if array.dtype.kind not in _NUMERIC_KINDS:
             self._raise_non_number(values if len(values) else array.tolist(), row_index)
@@ -159,10 +159,10 @@ class FeatureSchema:
                     i for i, v in enumerate(values) if isinstance(v, int) and abs(v) > 1e308
                 )
                 name = self.names[position] if position < self.width else None
-                raise InputError(
-                    f"row {row_index}: feature {name!r} is an integer too large for any float",
+                raise InputError.for_row(
+                    row_index,
+                    f"feature {name!r} is an integer too large for any float",
                     feature=name,
-                    row=row_index,
                 ) from None
         if array.ndim != 1:
             self._raise_non_number(values, row_index)
@@ -217,12 +217,12 @@ class FeatureSchema:
         unknown = [key for key in row if key not in self._names_set]
         if unknown:
             key = unknown[0]
-            raise InputError(
-                f"row {row_index}: unknown feature {key!r}"
+            raise InputError.for_row(
+                row_index,
+                f"unknown feature {key!r}"
                 f"{did_you_mean(str(key), self.names)} (the engine's features are "
                 "engine.feature_names; an unknown name is refused so a typo cannot go unnoticed)",
                 feature=str(key),
-                row=row_index,
             )
         values: list[Any] = []
         used: list[str] = []
@@ -233,11 +233,11 @@ class FeatureSchema:
                 values.append(self.defaults[name])
                 used.append(name)
             else:
-                raise InputError(
-                    f"row {row_index}: feature {name!r} is missing and has no default; "
+                raise InputError.for_row(
+                    row_index,
+                    f"feature {name!r} is missing and has no default; "
                     "provide it, or give it a `default:` in the feature schema",
                     feature=name,
-                    row=row_index,
                 )
         return values, tuple(used)
 
@@ -247,13 +247,12 @@ class FeatureSchema:
                 break
             if not isinstance(value, int | float | np.number):
                 name = self.names[position]
-                raise InputError(
-                    f"row {row_index}: feature {name!r} is {value!r} ({type(value).__name__}), "
-                    "not a number",
+                raise InputError.for_row(
+                    row_index,
+                    f"feature {name!r} is {value!r} ({type(value).__name__}), not a number",
                     feature=name,
-                    row=row_index,
                 )
-        raise InputError(f"row {row_index}: the values are not numbers", row=row_index)
+        raise InputError.for_row(row_index, "the values are not numbers")
 
     def _repair_or_raise(self, X: FloatArray, row_offset: int) -> FloatArray:
         """Clip what may be clipped; raise for the first remaining bad value."""
@@ -291,7 +290,7 @@ class FeatureSchema:
             # The float32 value in full: 1.0000002 must not read as "1, outside [0, 1]".
             what = f"is {np.float32(value)!s}, outside [{spec.min}, {spec.max}]"
             todo = "fix the value upstream, or set `clip: true` on the feature to clip it"
-        return InputError(f"row {row}: feature {name!r} {what}; {todo}", feature=name, row=row)
+        return InputError.for_row(row, f"feature {name!r} {what}; {todo}", feature=name)
 
     # -- batches ----------------------------------------------------------------------------
 
@@ -462,10 +461,7 @@ def _to_float32(array: npt.NDArray[Any]) -> FloatArray:
 
 def _renumber(error: InputError, row: int) -> InputError:
     """The same error with the row number of the whole input."""
-    message = str(error)
-    if message.startswith("row "):
-        message = message.split(": ", 1)[1]
-    return InputError(f"row {row}: {message}", feature=error.feature, row=row)
+    return InputError.for_row(row, error.reason, feature=error.feature)
 
 
 def _is_dataframe(obj: Any) -> bool:

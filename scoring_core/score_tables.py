@@ -139,10 +139,8 @@ def checked_rows(
         position = int(error.row or 0)
         if position in problems:
             continue
-        message = str(error)
-        if message.startswith("row ") and ": " in message:  # the row has its own column
-            message = message.split(": ", 1)[1]
-        rejects.append((int(rows[position]), position, error.feature or "", message))
+        # the rejects file has its own row column: the reason without "row N:"
+        rejects.append((int(rows[position]), position, error.feature or "", error.reason))
     rejects.sort()
     return prepared, rejects
 

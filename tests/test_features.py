@@ -216,3 +216,13 @@ def test_a_single_row_with_per_feature_ranges_is_checked_like_a_batch(values: li
         single = outcome(lambda: e.score(np.array(values)).score)
         batch = outcome(lambda: float(e.score_batch(np.array([values])).scores[0]))
     assert single == batch
+
+
+def test_a_batch_error_carries_its_reason_without_the_row_prefix() -> None:
+    with engine() as e:
+        prepared = e.prepare_batch([[0.1, 0.2, 0.3], [0.1, 2.0, 0.3]])
+    (error,) = prepared.errors
+    assert error.row == 1
+    assert error.feature == "b"
+    assert error.reason.startswith("feature 'b' is 2.0, outside")
+    assert str(error) == f"row 1: {error.reason}"
