@@ -98,7 +98,7 @@ class StepScores:
     def add(
         self, scores: Floats, failed: npt.NDArray[np.bool_], reason: str | None, seconds: float
     ) -> None:
-        self.parts.append(np.where(failed, np.nan, scores))
+        self.parts.append(scores)  # score_step already left failed rows NaN
         self.seconds += seconds
         if reason is not None and failed.any():
             self.reasons[reason] = self.reasons.get(reason, 0) + int(failed.sum())

@@ -34,7 +34,6 @@ class ProviderReport:
     requested: tuple[str, ...]
     active: tuple[str, ...]
     dropped: tuple[str, ...]
-    available: tuple[str, ...]
 
 
 def import_onnxruntime() -> Any:
@@ -80,9 +79,7 @@ def create_session(
     dropped = tuple(p for p in requested if p not in active)
     if dropped and options.strict_providers:
         raise OnnxLoadError(_strict_message(ort, dropped, available), path=path)
-    report = ProviderReport(
-        requested=requested, active=active, dropped=dropped, available=available
-    )
+    report = ProviderReport(requested=requested, active=active, dropped=dropped)
     return session, report
 
 
