@@ -60,10 +60,10 @@ class Engine:
         self._stats_lock = threading.Lock()
         self._rows_rejected = 0
         self._config = config
-        self._source = source
+        self._source = source if source is not None else LoadedYaml(data=None)  # no lines
         self._clock = clock
         self.base_dir = base_dir
-        self.config_file = source.file if source is not None else None
+        self.config_file = self._source.file
         self._schema = FeatureSchema(self._resolve_features(config))
         self._host = PluginHost(
             config_plugins=config.plugins,
@@ -133,9 +133,10 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
     ) -> Engine:
         """Build an engine from a mapping with the same schema as the YAML file."""
-        config = parse_config(LoadedYaml(data=mapping))
+        source = LoadedYaml(data=mapping)
+        config = parse_config(source)
         return cls(
-            config, base_dir=Path(base_dir).resolve(), source=None, plugins=plugins, clock=clock
+            config, base_dir=Path(base_dir).resolve(), source=source, plugins=plugins, clock=clock
         )
 
     def _config_error(self, message: str, path: KeyPath) -> ConfigError:
@@ -143,7 +144,7 @@ class Engine:
             message,
             key_path=format_path(path),
             file=self.config_file,
-            line=self._source.line_of(path) if self._source is not None else None,
+            line=self._source.line_of(path),
         )
 
     def _resolve_features(self, config: EngineConfig) -> list[FeatureSpec]:
@@ -174,7 +175,7 @@ class Engine:
                     self._host,
                     key_path=format_path(path),
                     file=self.config_file,
-                    line=self._source.line_of(path) if self._source is not None else None,
+                    line=self._source.line_of(path),
                 )
             options = validate_options(
                 registration.options,
