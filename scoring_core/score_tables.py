@@ -32,6 +32,7 @@ from scoring_core.table_io import (
     TableWriter,
     arrow_integers,
     arrow_numbers,
+    arrow_picks,
     arrow_strings,
     empty_strings,
     feature_matrix,
@@ -157,8 +158,8 @@ def output_table(chunk: Chunk, kept: tuple[str, ...], prepared: Any, result: Any
         if prepared.rows.shape[0] != chunk.table.num_rows:
             passthrough = passthrough.take(arrow_integers(prepared.rows))
         columns.extend(passthrough.columns)
-    names = arrow_strings([*result.step_names, EXHAUSTED_SCORER])
-    scorers = names.take(arrow_integers(result.scorer_index.astype(np.int64) % len(names)))
+    names = [*result.step_names, EXHAUSTED_SCORER]
+    scorers = arrow_picks(names, result.scorer_index.astype(np.int64) % len(names))
     fell_back = bool(result.fallback_counts())
     reasons = arrow_strings(result.fallback_reasons()) if fell_back else empty_strings(len(result))
     columns += [arrow_numbers(result.scores), scorers, reasons]

@@ -18,6 +18,7 @@ from scoring_core.table_io.writers import (
     TableWriter,
     arrow_integers,
     arrow_numbers,
+    arrow_picks,
     arrow_strings,
     empty_strings,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "WriteBehind",
     "arrow_integers",
     "arrow_numbers",
+    "arrow_picks",
     "arrow_strings",
     "column_numbers",
     "display_name",
