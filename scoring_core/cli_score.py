@@ -76,6 +76,9 @@ def run_score(
 
     def score_chunk(chunk: Chunk) -> tuple[Any, Chunk, list[Reject], Any]:
         prepared, rejects = checked_rows(engine, chunk, defaults)
+        # From here on only the kept columns are needed: the features are in `prepared`,
+        # and a chunk waiting to be written holds no more than its output.
+        chunk = Chunk(chunk.table.select(list(kept)), chunk.rows, chunk.broken)
         try:
             result = engine.score_prepared(prepared)
         except ChainExhaustedError as exc:
