@@ -2,9 +2,10 @@
 
 Order: the file exists, is not too big, matches its pinned SHA-256 (hashed before any
 parser sees the bytes), and refers to no external data outside its folder. A tensor can
-only name an external file through the key ``location``, so a file without those bytes
-refers to none and is left to onnxruntime to parse (which spares importing ``onnx``, about
-60 ms at every start); :func:`explain_load_failure` parses it when onnxruntime refuses it.
+only name an external file through the key ``location``, so a file whose only ``location``
+bytes sit in top-level text fields (a feature name in ``metadata_props``, say) refers to
+none and is left to onnxruntime to parse (which spares importing ``onnx``, 60-100 ms at
+every start); :func:`explain_load_failure` parses it when onnxruntime refuses it.
 Otherwise the file is parsed with the ``onnx`` package and every external location checked;
 without ``onnx`` that is left to onnxruntime, which refuses escaping external data itself
 in recent releases (see docs/scorers/onnx.md).
@@ -29,6 +30,9 @@ __all__ = ["ModelFile", "check_model_file", "explain_load_failure"]
 
 _EXTERNAL = 1  # onnx.TensorProto.EXTERNAL, without importing onnx here
 _LOCATION_KEY = b"location"  # the external_data key that names the file
+# ModelProto fields that are strings or string maps and never hold a tensor (onnx.proto):
+# producer_name, producer_version, domain, doc_string, metadata_props.
+_TEXT_FIELDS = frozenset({2, 3, 4, 6, 14})
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ def check_model_file(path: Path, *, sha256: str | None, max_bytes: int) -> Model
             "the new model, update `sha256:` in the config.",
             path=path,
         )
-    if _LOCATION_KEY not in data:
+    if _location_only_in_text_fields(data):
         return ModelFile(path=path, size=size, sha256=actual, inspected=True)
     onnx = _import_onnx()
     if onnx is None:
@@ -142,6 +146,80 @@ def _check_size(path: Path, max_bytes: int) -> int:
             path=path,
         )
     return size
+
+
+def _location_only_in_text_fields(data: bytes) -> bool:
+    """True when every ``location`` in ``data`` lies inside a top-level text field.
+
+    Sound because top-level fields occupy disjoint byte ranges, so an external-data key
+    ``location`` (inside the graph, training_info or functions) is outside every text
+    field, and protobuf stores strings as raw bytes, so the key cannot hide by escaping.
+    """
+    found = data.find(_LOCATION_KEY)
+    if found == -1:
+        return True
+    spans = _text_field_spans(data)
+    if spans is None:
+        return False
+    while found != -1:
+        end = found + len(_LOCATION_KEY)
+        if not any(start <= found and end <= stop for start, stop in spans):
+            return False
+        found = data.find(_LOCATION_KEY, found + 1)
+    return True
+
+
+def _text_field_spans(data: bytes) -> list[tuple[int, int]] | None:
+    """The payload spans of the ``_TEXT_FIELDS`` of a serialized ModelProto.
+
+    Reads only the top level of the protobuf wire format; None ("cannot tell") for a
+    truncated key, varint or length, a field past the end, or a wire type other than
+    0 (varint), 1 (fixed64), 2 (length-delimited) or 5 (fixed32).
+    """
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while position < len(data):
+        key = _read_varint(data, position)
+        if key is None:
+            return None
+        field_key, position = key
+        field, wire_type = field_key >> 3, field_key & 7
+        if wire_type == 0:
+            value = _read_varint(data, position)
+            if value is None:
+                return None
+            position = value[1]
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        elif wire_type == 2:
+            length = _read_varint(data, position)
+            if length is None:
+                return None
+            start = length[1]
+            position = start + length[0]
+            if field in _TEXT_FIELDS:
+                spans.append((start, position))
+        else:
+            return None
+        if position > len(data):
+            return None
+    return spans
+
+
+def _read_varint(data: bytes, position: int) -> tuple[int, int] | None:
+    """The varint at ``position`` and the position after it; None if truncated or too long."""
+    value = 0
+    for shift in range(0, 70, 7):
+        if position >= len(data):
+            return None
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+    return None
 
 
 def _import_onnx() -> Any:

@@ -28,12 +28,14 @@ from onnx_models import (
     write_weights,
 )
 from scoring_onnx import OnnxLoadError, OnnxOptions, OnnxScorer, ScorerClosedError
+from scoring_onnx.model_file import _text_field_spans, check_model_file
 
 from scoring_core import ConfigError, ScorerContext
 from scoring_core.testing import engine_for
 
 REPO = Path(__file__).resolve().parents[2]
 FEATURES_FILE = REPO / "models" / "calling_score_features.yaml"
+SHIPPED_MODEL = REPO / "models" / "calling_score_model.onnx"
 NAMES: tuple[str, ...] = tuple(entry["name"] for entry in yaml.safe_load(FEATURES_FILE.read_text()))
 F = len(NAMES)
 STEP_LOGGER = "scoring_core.step.neural"
@@ -525,6 +527,80 @@ def test_missing_external_data_file_is_refused(tmp_path: Path) -> None:
     write_external_data_model(tmp_path / "m.onnx", F, location="weights.bin")
     message = load_error(tmp_path, model="m.onnx")
     assert "external data file 'weights.bin', which does not exist" in message
+
+
+def test_shipped_config_loads_its_model_without_importing_onnx() -> None:
+    # The shipped model says "location" only in its feature names (metadata_props).
+    assert b"location" in SHIPPED_MODEL.read_bytes()
+    code = (
+        "import sys\n"
+        "from scoring_core import Engine\n"
+        "with Engine.from_yaml('scoring.yaml') as engine:\n"
+        "    status = engine.diagnostics()['steps'][0]['status']\n"
+        "print(status, 'onnx' in sys.modules)\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "SCORING_LOAD_PLUGINS": "onnx,rules",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["ready", "False"]
+
+
+def test_escaping_external_data_is_refused_when_the_metadata_also_says_location(
+    tmp_path: Path, forbid_sessions: None
+) -> None:
+    import onnx
+
+    path = escaping_model(tmp_path, "dotdot")
+    model = onnx.ModelProto()
+    model.ParseFromString(path.read_bytes())
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "scoring_core.feature_names", json.dumps(list(NAMES))
+    model.doc_string = "weights: see the tensor's location"
+    path.write_bytes(model.SerializeToString())
+    assert "location_proximity" in NAMES
+    message = load_error(path.parent, model=path.name)
+    assert f"model {path} refers to external data outside its folder" in message
+    assert "tensor 'w'" in message
+
+
+def test_malformed_bytes_saying_location_are_parsed_with_onnx_and_refused(
+    linear_model: Path,
+) -> None:
+    data = linear_model.read_bytes()
+    cut = data.rfind(b"location") + len(b"location")  # inside metadata_props
+    for broken in (data[:cut], data + b"\x0blocation"):  # truncated; wire type 3 after it
+        linear_model.write_bytes(broken)
+        with pytest.raises(OnnxLoadError) as caught:
+            check_model_file(linear_model, sha256=None, max_bytes=10**9)
+        assert f"model file {linear_model} is not a valid ONNX model" in str(caught.value)
+
+
+def test_text_field_spans_reads_the_top_level_and_cannot_tell_malformed_bytes() -> None:
+    def field(number: int, payload: bytes) -> bytes:
+        return bytes([number << 3 | 2, len(payload)]) + payload
+
+    message = (
+        bytes([1 << 3 | 0, 0x88, 0x01])  # ir_version, a two-byte varint
+        + field(2, b"producer")
+        + field(7, b"graph with a location")
+        + bytes([9 << 3 | 1] + [0] * 8)  # fixed64
+        + bytes([10 << 3 | 5] + [0] * 4)  # fixed32
+        + field(14, field(1, b"key") + field(2, b"location_proximity"))
+    )
+    producer = message.index(b"producer")
+    metadata = message.index(b"key") - 2
+    assert _text_field_spans(message) == [
+        (producer, producer + len(b"producer")),
+        (metadata, len(message)),
+    ]
+    assert _text_field_spans(bytes([1 << 3 | 0, 0x88])) is None  # truncated varint
+    assert _text_field_spans(bytes([2 << 3 | 3]) + b"location") is None  # wire type 3
+    assert _text_field_spans(field(2, b"location")[:-1]) is None  # length past the end
 
 
 # -- providers ----------------------------------------------------------------------------
