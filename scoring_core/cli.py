@@ -16,9 +16,11 @@ Exit codes (every command):
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -188,6 +190,8 @@ def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``scoring`` console script (click exits the process)."""
     command: Callable[..., Any] = cli
+    if argv is None:
+        prefer_jemalloc()
     try:
         return command(args=argv, prog_name="scoring")
     finally:
@@ -287,3 +291,30 @@ def compare(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
 
         code = compare_command(config=_config_path(config), **options)
     sys.exit(code)
+
+
+def prefer_jemalloc() -> None:
+    """Use Arrow's jemalloc memory pool in this process, unless the user chose a pool.
+
+    Arrow's default pool, mimalloc, gives memory back to the system and takes it again,
+    zeroing huge pages each time: scoring a 2M-row Parquet file took 10% more CPU and
+    peaked 45 MB higher with it than with jemalloc (measured, docs/cli.md). Arrow reads
+    ``ARROW_DEFAULT_MEMORY_POOL`` once, when pyarrow is imported, so this runs before.
+    A build without jemalloc would print a warning for it: the variable is set only when
+    the build's ``arrow/util/config.h`` says jemalloc is in.
+    """
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ or "pyarrow" in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec("pyarrow")
+    except (ImportError, ValueError):
+        return
+    if spec is None or spec.origin is None:
+        return
+    header = Path(spec.origin).parent / "include" / "arrow" / "util" / "config.h"
+    try:
+        built_with = header.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    if re.search(r"^#define ARROW_JEMALLOC\b", built_with, re.MULTILINE):
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"

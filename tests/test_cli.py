@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,43 @@ def test_plugins_shows_import_errors(tmp_path: Path) -> None:
     assert "nowhere.py" in result.output
     assert "ERROR" in result.output
     assert "scorers: mean, broken" in result.output
+
+
+# -- the process the command runs in ------------------------------------------------------------
+
+# Records the memory pool pyarrow runs on, when the command loads the chain.
+POOL_CLASS = """
+class PoolMean(Mean):
+    def __init__(self, ctx):
+        import pathlib
+
+        import pyarrow
+
+        name = pyarrow.default_memory_pool().backend_name
+        pathlib.Path(__file__).with_name("pool.txt").write_text(name)
+"""
+
+
+@pytest.mark.parametrize("chosen", [None, "system"])
+def test_the_command_runs_arrow_on_jemalloc_unless_the_user_chose_a_pool(
+    tmp_path: Path, chosen: str | None
+) -> None:
+    import pyarrow as pa
+
+    plugin = plugin_source(MEAN_CLASS, POOL_CLASS, register={"mean": "PoolMean"})
+    config = write_project(tmp_path, plugin, ["a", "b"], "  - {name: only, scorer: mean}\n")
+    (tmp_path / "in.csv").write_text("id,a,b\nx,0.2,0.4\n")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    env["SCORING_LOAD_PLUGINS"] = ""
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    command = [sys.executable, "-m", "scoring_core", "score", "in.csv", "-o", "out.csv"]
+    done = subprocess.run(
+        [*command, "--config", str(config)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Unsupported backend" not in done.stderr
+    expected = chosen or ("jemalloc" if "jemalloc" in pa.supported_memory_backends() else None)
+    if expected is None:  # a pyarrow build without jemalloc keeps its own default
+        expected = pa.default_memory_pool().backend_name
+    assert (tmp_path / "pool.txt").read_text() == expected
