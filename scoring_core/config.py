@@ -29,7 +29,7 @@ __all__ = [
     "validate_options",
 ]
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+_STRICT = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 # Features travel as 32-bit floats: a bound or golden value beyond that range is a mistake.
 Float32 = Annotated[float, Field(allow_inf_nan=False, ge=-3.4e38, le=3.4e38)]

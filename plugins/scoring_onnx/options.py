@@ -22,7 +22,7 @@ GraphOptimizationLevel = Literal["disable", "basic", "extended", "all"]
 class CustomOpLibrary(BaseModel):
     """A custom-operator library the model may load, allowed only by its SHA-256."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     path: str = Field(min_length=1, description="Path of the shared library (.so/.dll).")
     sha256: str = Field(
@@ -38,7 +38,7 @@ class OnnxOptions(BaseModel):
     ``OnnxOptions.model_validate(options, context={"feature_names": names})``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     model: str = Field(
         min_length=1,

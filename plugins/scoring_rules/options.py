@@ -36,7 +36,9 @@ from scoring_rules.resolve import resolve
 
 __all__ = ["GroupSpec", "PatternGroup", "RulesOptions", "Term"]
 
-_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+_MODEL_CONFIG = ConfigDict(
+    extra="forbid", frozen=True, strict=True, allow_inf_nan=False, defer_build=True
+)
 
 TERM_KINDS = ("feature", "mean", "similarity", "constant")
 
