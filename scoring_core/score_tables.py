@@ -30,11 +30,10 @@ from scoring_core.table_io import (
     DataFileError,
     TableReader,
     TableWriter,
+    arrow_categories,
     arrow_integers,
     arrow_numbers,
-    arrow_picks,
     arrow_strings,
-    empty_strings,
     feature_matrix,
     open_reader,
 )
@@ -159,10 +158,12 @@ def output_table(chunk: Chunk, kept: tuple[str, ...], prepared: Any, result: Any
             passthrough = passthrough.take(arrow_integers(prepared.rows))
         columns.extend(passthrough.columns)
     names = [*result.step_names, EXHAUSTED_SCORER]
-    scorers = arrow_picks(names, result.scorer_index.astype(np.int64) % len(names))
-    fell_back = bool(result.fallback_counts())
-    reasons = arrow_strings(result.fallback_reasons()) if fell_back else empty_strings(len(result))
-    columns += [arrow_numbers(result.scores), scorers, reasons]
+    scorers = arrow_categories(names, result.scorer_index % len(names))  # -1: on_exhausted
+    reasons: dict[str, int] = {"": 0}
+    picks: Any = np.zeros(len(result), dtype=np.int32)
+    if result.fallback_counts():
+        picks = [reasons.setdefault(text, len(reasons)) for text in result.fallback_reasons()]
+    columns += [arrow_numbers(result.scores), scorers, arrow_categories(list(reasons), picks)]
     return pa.Table.from_arrays(columns, names=[*kept, *SCORE_COLUMNS])
 
 

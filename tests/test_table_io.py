@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring_core.table_io import arrow_picks
+from scoring_core.table_io import arrow_categories
 
 NAMES = ["neural", "formula", "on_exhausted", "règle", ""]
 
@@ -22,6 +22,7 @@ NAMES = ["neural", "formula", "on_exhausted", "règle", ""]
     ],
 )
 def test_each_row_gets_the_text_its_index_picks(picks: list[int]) -> None:
-    array = arrow_picks(NAMES, np.array(picks, dtype=np.int64))
+    array = arrow_categories(NAMES, np.array(picks, dtype=np.int64))
     array.validate(full=True)
     assert array.to_pylist() == [NAMES[i] for i in picks]
+    assert array.dictionary.to_pylist() == NAMES

@@ -16,11 +16,10 @@ from scoring_core.table_io.pipeline import WriteBehind, map_in_order, read_ahead
 from scoring_core.table_io.readers import Chunk, TableReader, open_reader
 from scoring_core.table_io.writers import (
     TableWriter,
+    arrow_categories,
     arrow_integers,
     arrow_numbers,
-    arrow_picks,
     arrow_strings,
-    empty_strings,
 )
 
 __all__ = [
@@ -31,13 +30,12 @@ __all__ = [
     "TableReader",
     "TableWriter",
     "WriteBehind",
+    "arrow_categories",
     "arrow_integers",
     "arrow_numbers",
-    "arrow_picks",
     "arrow_strings",
     "column_numbers",
     "display_name",
-    "empty_strings",
     "feature_matrix",
     "file_format",
     "map_in_order",

@@ -16,11 +16,10 @@ from scoring_core.table_io.formats import STDIO, DataFileError
 
 __all__ = [
     "TableWriter",
+    "arrow_categories",
     "arrow_integers",
     "arrow_numbers",
-    "arrow_picks",
     "arrow_strings",
-    "empty_strings",
 ]
 
 
@@ -165,14 +164,6 @@ def _json_lines_slowly(table: Any) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def empty_strings(n: int) -> Any:
-    """A pyarrow string array of ``n`` empty strings, built without a Python list."""
-    import pyarrow as pa
-
-    offsets = pa.py_buffer(np.zeros(n + 1, dtype=np.int32))
-    return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(b""))
-
-
 # pyarrow.array() imports pandas when it is installed (0.3-0.6 s and 40 MB, measured) even
 # for a numpy array; building arrays from their buffers does not.
 
@@ -196,35 +187,18 @@ def arrow_integers(values: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None
     return pa.Array.from_buffers(pa.int64(), data.shape[0], [bitmap, pa.py_buffer(data)])
 
 
-def arrow_picks(texts: Sequence[str], picks: npt.NDArray[np.integer[Any]]) -> Any:
-    """A pyarrow string array whose row ``i`` is ``texts[picks[i]]``.
+def arrow_categories(texts: Sequence[str], picks: npt.ArrayLike) -> Any:
+    """A dictionary-encoded pyarrow array whose row ``i`` is ``texts[picks[i]]``.
 
-    Built with numpy from a padded byte table: ``Array.take`` would do it too, but its
-    first call imports pyarrow.compute (60 ms at every run of the command, measured).
+    Files get the categories as such: Parquet writes the indices as they are (a string
+    per row would be hashed back into a dictionary: 30% of the writing time, measured),
+    CSV and JSON Lines write the texts, pandas reads a category column.
     """
     import pyarrow as pa
 
-    encoded = [text.encode() for text in texts]
-    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
-    width = int(lengths.max(initial=1))
-    padded = np.zeros((len(encoded), width), dtype=np.uint8)
-    for i, e in enumerate(encoded):
-        padded[i, : len(e)] = np.frombuffer(e, dtype=np.uint8)
-    n = len(picks)
-    first = int(picks[0]) if n else 0
-    if n and not (picks != first).any():  # one text throughout (no row fell back)
-        offsets = np.arange(n + 1, dtype=np.int64) * lengths[first]
-        _check_text_size(int(offsets[-1]))
-        data: Any = encoded[first] * n
-    else:
-        picked = lengths[picks]
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(picked, out=offsets[1:])
-        _check_text_size(int(offsets[-1]))
-        data = padded[picks][np.arange(width) < picked[:, None]]  # each row's bytes, in order
-    return pa.StringArray.from_buffers(
-        len(picks), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
-    )
+    indices = np.ascontiguousarray(picks, dtype=np.int32)
+    codes = pa.Array.from_buffers(pa.int32(), len(indices), [None, pa.py_buffer(indices)])
+    return pa.DictionaryArray.from_arrays(codes, arrow_strings(texts))
 
 
 def _check_text_size(size: int) -> None:
