@@ -109,6 +109,22 @@ def test_csv_to_csv_keeps_ids_and_input_order_and_adds_score_columns(tmp_path: P
     assert {r["scorer"] for r in rows} == {"model"}
 
 
+def test_parquet_output_gathers_chunks_into_row_groups_of_128k_rows(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(280_000)
+    pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
+    result = score(
+        config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
+        "--chunk-rows", "40000",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metadata = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    # a row group is written once 131,072 rows are waiting: 4 chunks, then the rest
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert sizes == [160_000, 120_000]
+    assert pq.read_table(tmp_path / "out.parquet").column("id").to_pylist() == ids
+
+
 def test_csv_to_parquet_writes_float_scores_and_text_ids(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     ids, X = clean_rows(20)

@@ -23,11 +23,18 @@ __all__ = [
 ]
 
 
+# Rows per Parquet row group. The command hands over chunks of --chunk-rows (16k by
+# default) rows; a row group each was small for readers and cost the writer 10-30% more
+# time than gathering them (measured). The gathered chunks hold a few MB at most.
+PARQUET_ROW_GROUP_ROWS = 131_072
+
+
 class TableWriter:
     """Writes tables of one schema to ``path`` (``-``: stdout) in ``fmt``.
 
     A file is written under a temporary name and renamed into place by ``close(keep=True)``,
     so a failed run never leaves a half-written file that looks like a result.
+    Parquet row groups gather tables up to ``PARQUET_ROW_GROUP_ROWS`` rows.
     ``dictionary_columns`` are dictionary-encoded in Parquet (others are not: trying it on
     an id column costs three times the writing time, measured).
     """
@@ -57,6 +64,10 @@ class TableWriter:
             except OSError as exc:
                 raise DataFileError(f"cannot write {path}: {exc.strerror or exc}") from None
         self._writer: Any = None
+        # Parquet tables are gathered into row groups of PARQUET_ROW_GROUP_ROWS rows
+        self._row_groups = fmt == "parquet"
+        self._pending: list[Any] = []
+        self._pending_rows = 0
         if fmt == "parquet":
             dictionary = [c for c in dictionary_columns if c in schema.names]
             self._writer = pq.ParquetWriter(self._sink, schema, use_dictionary=dictionary)
@@ -75,15 +86,29 @@ class TableWriter:
                     f"writing {self.path}: a column changed type after row {self.rows} ({exc}); "
                     f"the first rows fixed the output types: {self.schema}"
                 ) from None
-        if self._writer is not None:
+        if self._row_groups:
+            self._pending.append(table)
+            self._pending_rows += table.num_rows
+            if self._pending_rows >= PARQUET_ROW_GROUP_ROWS:
+                self._write_row_group()
+        elif self._writer is not None:
             self._writer.write_table(table)
         elif table.num_rows:
             self._sink.write(json_lines(table))
         self.rows += table.num_rows
 
+    def _write_row_group(self) -> None:
+        import pyarrow as pa
+
+        if self._pending:
+            self._writer.write_table(pa.concat_tables(self._pending))  # no copy: chunked
+        self._pending, self._pending_rows = [], 0
+
     def close(self, *, keep: bool) -> None:
         """Finish the file and move it into place; with ``keep=False`` remove it instead."""
         try:
+            if keep and self._row_groups:
+                self._write_row_group()
             if self._writer is not None:
                 self._writer.close()
             if self._temp is not None:
