@@ -14,7 +14,7 @@ command line in a fresh process for each measurement, and prints a table with:
 Memory should not grow with the file: compare the peak RSS of the smallest and largest
 files. The working set (a few chunks in flight, allocator pools, ONNX Runtime's arena)
 fills during the first few hundred thousand rows, then stays flat: a 100k-row file peaks
-a few tens of MB lower than the rest; ``--rows 100000 300000 1000000 2000000 4000000``
+about 15 MB lower than the rest; ``--rows 100000 300000 1000000 2000000 4000000``
 shows the plateau.
 
 Chains: the project's ``scoring.yaml`` (ONNX model, then the formula) when it exists, and
