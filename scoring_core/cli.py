@@ -275,7 +275,7 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
 @click.option(
     "--threshold",
     type=float,
-    default=0.70,
+    default=0.70,  # compare.DEFAULT_THRESHOLD (not imported here: it needs numpy)
     show_default=True,
     help="Decision cut for the agreement between steps.",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +13,8 @@ import pytest
 from cli_helpers import FLAKY_CLASS, MEAN_CLASS, plugin_source, run_cli, write_project
 from click.testing import Result
 
-from scoring_core.compare import auc, average_ranks, pearson, spearman
+from scoring_core.cli import cli
+from scoring_core.compare import DEFAULT_THRESHOLD, auc, average_ranks, pearson, spearman
 
 FEATURES = ("a", "b", "c")
 FIRST_CLASS = """
@@ -69,6 +71,13 @@ def data(n: int = 400, seed: int = 1) -> np.ndarray:
 
 
 # -- through the command line -------------------------------------------------------------------
+
+
+def test_the_command_default_threshold_is_the_library_default() -> None:
+    command = cli.get_command(click.Context(cli), "compare")
+    assert command is not None
+    option = next(p for p in command.params if p.name == "threshold")
+    assert option.default == DEFAULT_THRESHOLD == 0.70
 
 
 def test_identical_steps_agree_completely(tmp_path: Path) -> None:
