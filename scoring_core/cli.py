@@ -15,12 +15,9 @@ Exit codes (every command):
 
 from __future__ import annotations
 
-import gc
-import importlib.util
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +26,7 @@ from typing import Any
 
 import click
 
+from scoring_core import process
 from scoring_core.errors import ScoringError
 
 __all__ = ["main"]
@@ -190,21 +188,13 @@ def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``scoring`` console script (click exits the process)."""
     command: Callable[..., Any] = cli
-    if argv is None:
-        prefer_jemalloc()
-        # Startup builds long-lived objects only (imports, the chain): collecting cycles
-        # among them took 26 ms a run (measured). The commands call startup_done().
-        gc.disable()
-        _startup_gc_off.append(True)
+    if argv is None:  # this process is the command's: set it up (scoring_core.process)
+        process.start()
     try:
         return command(args=argv, prog_name="scoring")
     finally:
-        if argv is None:  # the process ends here
-            # The interpreter's exit runs garbage collections over everything imported
-            # (numpy, pyarrow, pydantic, onnxruntime): 70 ms at every run, measured.
-            # Frozen objects are skipped; the files are closed and the engine's cleanup
-            # hooks have run, and what is still alive is released by the exit itself.
-            gc.freeze()
+        if argv is None:
+            process.finish()
 
 
 # -- score and compare (the work is in scoring_core/cli_score.py) ---------------------------
@@ -295,46 +285,3 @@ def compare(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
 
         code = compare_command(config=_config_path(config), **options)
     sys.exit(code)
-
-
-_startup_gc_off: list[bool] = []
-
-
-def startup_done() -> None:
-    """The chain is loaded: the collector runs again, over what the work creates only.
-
-    What startup built is frozen (never collected): it lives to the end anyway, and the
-    few cycles it dropped (about 800 objects, 235 KB, measured) are not worth the 20 ms
-    a full collection takes.
-    """
-    if _startup_gc_off and not gc.isenabled():
-        _startup_gc_off.clear()
-        gc.freeze()
-        gc.enable()
-
-
-def prefer_jemalloc() -> None:
-    """Use Arrow's jemalloc memory pool in this process, unless the user chose a pool.
-
-    Arrow's default pool, mimalloc, gives memory back to the system and takes it again,
-    zeroing huge pages each time: scoring a 2M-row Parquet file took 10% more CPU and
-    peaked 45 MB higher with it than with jemalloc (measured, docs/cli.md). Arrow reads
-    ``ARROW_DEFAULT_MEMORY_POOL`` once, when pyarrow is imported, so this runs before.
-    A build without jemalloc would print a warning for it: the variable is set only when
-    the build's ``arrow/util/config.h`` says jemalloc is in.
-    """
-    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ or "pyarrow" in sys.modules:
-        return
-    try:
-        spec = importlib.util.find_spec("pyarrow")
-    except (ImportError, ValueError):
-        return
-    if spec is None or spec.origin is None:
-        return
-    header = Path(spec.origin).parent / "include" / "arrow" / "util" / "config.h"
-    try:
-        built_with = header.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return
-    if re.search(r"^#define ARROW_JEMALLOC\b", built_with, re.MULTILINE):
-        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"

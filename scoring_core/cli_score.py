@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from scoring_core.cli import EXIT_OK, EXIT_PROBLEM, EXIT_UNEXPECTED, startup_done
+from scoring_core import process
+from scoring_core.cli import EXIT_OK, EXIT_PROBLEM, EXIT_UNEXPECTED
 from scoring_core.errors import ChainExhaustedError
 from scoring_core.score_report import Counts, ProgressBar, summary_lines, warn_unavailable
 from scoring_core.score_tables import (
@@ -141,7 +142,7 @@ def score_command(
     started = time.perf_counter()
     with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
         loaded = time.perf_counter()
-        startup_done()
+        process.startup_done()
         warn_unavailable(engine)
         show = progress if progress is not None else sys.stderr.isatty()
         bar = ProgressBar(show, reader, f"scoring {display_name(input_path)}")

@@ -308,7 +308,7 @@ def compare_command(
 
     import click
 
-    from scoring_core.cli import startup_done
+    from scoring_core import process
     from scoring_core.config import did_you_mean
     from scoring_core.engine import Engine
     from scoring_core.score_tables import check_columns, checked_rows, open_input
@@ -329,7 +329,7 @@ def compare_command(
                 "--plot needs matplotlib: pip install 'scoring-core[plot]'"
             ) from None
     with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
-        startup_done()
+        process.startup_done()
         defaults = engine.feature_defaults
         check_columns(reader, engine)
         if label is not None and label not in reader.columns:

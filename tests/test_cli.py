@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import MEAN_CLASS, PLUGIN_FILE, plugin_source, run_cli, write_project
 
+from scoring_core import process
+
 BROKEN_CLASS = """
 class Broken:
     def __init__(self, ctx):
@@ -90,16 +92,22 @@ def test_plugins_shows_import_errors(tmp_path: Path) -> None:
 
 # -- the process the command runs in ------------------------------------------------------------
 
-# Records the memory pool pyarrow runs on, when the command loads the chain.
-POOL_CLASS = """
-class PoolMean(Mean):
-    def __init__(self, ctx):
-        import pathlib
+# Records, while it scores, the memory pool pyarrow runs on, whether the garbage collector
+# runs, and the pool variable a child process would get.
+PROCESS_CLASS = """
+class ProcessMean(Mean):
+    def score(self, X):
+        import gc, json, os, pathlib
 
         import pyarrow
 
-        name = pyarrow.default_memory_pool().backend_name
-        pathlib.Path(__file__).with_name("pool.txt").write_text(name)
+        seen = {
+            "pool": pyarrow.default_memory_pool().backend_name,
+            "gc": gc.isenabled(),
+            "variable": os.environ.get("ARROW_DEFAULT_MEMORY_POOL"),
+        }
+        pathlib.Path(__file__).with_name("process.json").write_text(json.dumps(seen))
+        return super().score(X)
 """
 
 
@@ -109,7 +117,7 @@ def test_the_command_runs_arrow_on_jemalloc_unless_the_user_chose_a_pool(
 ) -> None:
     import pyarrow as pa
 
-    plugin = plugin_source(MEAN_CLASS, POOL_CLASS, register={"mean": "PoolMean"})
+    plugin = plugin_source(MEAN_CLASS, PROCESS_CLASS, register={"mean": "ProcessMean"})
     config = write_project(tmp_path, plugin, ["a", "b"], "  - {name: only, scorer: mean}\n")
     (tmp_path / "in.csv").write_text("id,a,b\nx,0.2,0.4\n")
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
@@ -122,7 +130,13 @@ def test_the_command_runs_arrow_on_jemalloc_unless_the_user_chose_a_pool(
     )
     assert done.returncode == 0, done.stderr
     assert "Unsupported backend" not in done.stderr
-    expected = chosen or ("jemalloc" if "jemalloc" in pa.supported_memory_backends() else None)
-    if expected is None:  # a pyarrow build without jemalloc keeps its own default
-        expected = pa.default_memory_pool().backend_name
-    assert (tmp_path / "pool.txt").read_text() == expected
+    seen = json.loads((tmp_path / "process.json").read_text())
+    if chosen:
+        assert seen["pool"] == chosen
+        assert seen["variable"] == chosen  # the user's choice is left as it is
+    elif process.pyarrow_has_jemalloc():
+        assert seen["pool"] == "jemalloc"
+        assert seen["variable"] is None  # not handed down to child processes
+    else:  # a build without jemalloc keeps its own default
+        assert seen["pool"] == pa.default_memory_pool().backend_name
+    assert seen["gc"] is True  # paused while starting, running while scoring

@@ -42,6 +42,9 @@ def require_pyarrow() -> None:
             "reading and writing CSV, JSON Lines and Parquet files needs pyarrow: "
             "pip install 'scoring-core[files]'"
         ) from None
+    from scoring_core import process
+
+    process.arrow_imported()
 
 
 def display_name(path: str) -> str:
