@@ -214,6 +214,13 @@ class OutputFiles:
             self.rejects_writer.write(_rejects_table(chunk, kept, rejects, self.rejects_schema))
 
     def close(self, *, keep: bool) -> None:
-        for writer in (self.writer, self.rejects_writer):
-            if writer is not None:
-                writer.close(keep=keep)
+        """Finish the output, then the rejects file; when the output fails, both go."""
+        try:
+            if self.writer is not None:
+                self.writer.close(keep=keep)
+        except BaseException:
+            if self.rejects_writer is not None:
+                self.rejects_writer.close(keep=False)
+            raise
+        if self.rejects_writer is not None:
+            self.rejects_writer.close(keep=keep)

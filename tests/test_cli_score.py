@@ -19,6 +19,8 @@ import pytest
 from cli_helpers import FLAKY_CLASS, MEAN_CLASS, plugin_source, run_cli, write_project
 from click.testing import Result
 
+from scoring_core.table_io import writers
+
 FEATURES = ("a", "b", "c", "d", "e")
 ALWAYS_NAN_CLASS = """
 class AlwaysNan:
@@ -109,20 +111,48 @@ def test_csv_to_csv_keeps_ids_and_input_order_and_adds_score_columns(tmp_path: P
     assert {r["scorer"] for r in rows} == {"model"}
 
 
-def test_parquet_output_gathers_chunks_into_row_groups_of_128k_rows(tmp_path: Path) -> None:
+def test_parquet_output_gathers_chunks_into_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writers, "PARQUET_ROW_GROUP_ROWS", 100)
     config = write_config(tmp_path)
-    ids, X = clean_rows(280_000)
+    ids, X = clean_rows(280)
     pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
     result = score(
         config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
-        "--chunk-rows", "40000",
+        "--chunk-rows", "40",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     metadata = pq.ParquetFile(tmp_path / "out.parquet").metadata
-    # a row group is written once 131,072 rows are waiting: 4 chunks, then the rest
+    # a row group is written once 100 rows are waiting (3 chunks), the rest at the end
     sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
-    assert sizes == [160_000, 120_000]
+    assert sizes == [120, 120, 40]
     assert pq.read_table(tmp_path / "out.parquet").column("id").to_pylist() == ids
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv", "jsonl"])
+def test_scorer_and_reason_are_categories_in_parquet_and_text_elsewhere(
+    tmp_path: Path, suffix: str
+) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(30)
+    X[[3, 7], 0] = 0.95  # the first step returns NaN for these rows
+    pcsv.write_csv(rows_table(ids, X), tmp_path / "in.csv")
+    out = tmp_path / f"out.{suffix}"
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    rows = read(out)
+    assert [r["scorer"] for r in rows].count("formula") == 2
+    assert str(rows[3]["fallback_reason"]).startswith("model: ")
+    assert rows[0]["fallback_reason"] in ("", None)
+    if suffix == "parquet":
+        schema = pq.read_schema(out)
+        for column in ("scorer", "fallback_reason"):
+            assert schema.field(column).type == pa.dictionary(pa.int32(), pa.string())
+    elif suffix == "csv":
+        assert out.read_text().splitlines()[4].split(",")[2].strip('"') == "formula"
+    else:
+        assert json.loads(out.read_text().splitlines()[3])["scorer"] == "formula"
 
 
 def test_csv_to_parquet_writes_float_scores_and_text_ids(tmp_path: Path) -> None:
@@ -539,3 +569,25 @@ def test_the_rejects_file_cannot_be_the_output(tmp_path: Path) -> None:
     result = score(config, str(tmp_path / "in.parquet"), "-o", out, "--rejects", out)
     assert result.exit_code == 2
     assert "another file" in result.output
+
+
+def test_a_disk_that_fills_at_the_end_leaves_neither_output_nor_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(50)
+    pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    # the rows wait for their row group, so the output's last write fails as it closes
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full)
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code != 0
+    assert "No space left on device" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.parquet",
+        "myplugin.py",
+        "scoring.yaml",
+    ]
