@@ -591,3 +591,23 @@ def test_a_disk_that_fills_at_the_end_leaves_neither_output_nor_rejects(
         "myplugin.py",
         "scoring.yaml",
     ]
+
+
+def test_parquet_to_stdout_comes_out_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(40)
+    pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
+    result = score(config, str(tmp_path / "in.parquet"), "--format", "parquet")
+    assert result.exit_code == 0, result.stderr
+    assert pq.read_table(pa.BufferReader(result.stdout_bytes)).column("id").to_pylist() == ids
+
+    # a run that fails while finishing writes nothing to stdout: no valid-looking file
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full)
+    result = score(config, str(tmp_path / "in.parquet"), "--format", "parquet")
+    assert result.exit_code != 0
+    assert result.stdout_bytes == b""

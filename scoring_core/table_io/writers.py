@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -58,11 +60,13 @@ class TableWriter:
         schema = self.schema
         self.rows = 0
         self._temp: Path | None = None
-        if path == STDIO:
+        if path == STDIO and fmt != "parquet":
             self._sink: IO[bytes] = sys.stdout.buffer
         else:
-            target = Path(path)
-            self._temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            # Parquet for stdout goes through a temporary file too, copied out on success:
+            # a reader needs the footer, and a failed run must not end with a valid one.
+            target = Path(tempfile.gettempdir(), "scoring.parquet") if path == STDIO else Path(path)
+            self._temp = target.with_name(f".{target.name}.{os.getpid()}.{id(self)}.tmp")
             try:
                 self._sink = open(self._temp, "wb")  # noqa: SIM115 - closed in close()
             except OSError as exc:
@@ -139,10 +143,19 @@ class TableWriter:
                     if self._temp is not None:
                         self._sink.close()
             if self._temp is not None:
-                if keep and finished:
-                    os.replace(self._temp, self.path)
-                else:
+                try:
+                    if keep and finished:
+                        self._move_into_place(self._temp)
+                finally:
                     self._temp.unlink(missing_ok=True)
+
+    def _move_into_place(self, temp: Path) -> None:
+        if self.path != STDIO:
+            os.replace(temp, self.path)
+            return
+        with open(temp, "rb") as finished_file:
+            shutil.copyfileobj(finished_file, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 def json_lines(table: Any) -> bytes:
