@@ -571,18 +571,21 @@ def test_the_rejects_file_cannot_be_the_output(tmp_path: Path) -> None:
     assert "another file" in result.output
 
 
+def fill_the_disk_when_parquet_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full)
+
+
 def test_a_disk_that_fills_at_the_end_leaves_neither_output_nor_rejects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = write_config(tmp_path)
     ids, X = clean_rows(50)
     pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
-
-    def disk_full(*args: object, **kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
-
     # the rows wait for their row group, so the output's last write fails as it closes
-    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full)
+    fill_the_disk_when_parquet_writes(monkeypatch)
     result = score(config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"))
     assert result.exit_code != 0
     assert "No space left on device" in result.output
@@ -604,10 +607,7 @@ def test_parquet_to_stdout_comes_out_whole_or_not_at_all(
     assert pq.read_table(pa.BufferReader(result.stdout_bytes)).column("id").to_pylist() == ids
 
     # a run that fails while finishing writes nothing to stdout: no valid-looking file
-    def disk_full(*args: object, **kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full)
+    fill_the_disk_when_parquet_writes(monkeypatch)
     result = score(config, str(tmp_path / "in.parquet"), "--format", "parquet")
     assert result.exit_code != 0
     assert result.stdout_bytes == b""
