@@ -86,25 +86,21 @@ class FeatureSchema:
     def row(self, row: Any, row_index: int = 0) -> tuple[FloatArray, tuple[str, ...]]:
         """Check one row; return it as a (1, width) float32 array and the defaults used."""
         defaults_used = _NO_DEFAULTS
-        values: Sequence[Any] = ()
         kind = type(row)
         if kind is np.ndarray and row.shape == self._row_shape and row.dtype.kind in "fiu":
             values32 = row if row.dtype == _FLOAT32 else _to_float32(row)
             return self._checked_bytes(values32.tobytes(), row_index), defaults_used
         if kind is dict or isinstance(row, Mapping):
             values, defaults_used = self._mapping_values(row, row_index)
-            data = self._plain_bytes(values)
-            if data is not None:
-                return self._checked_bytes(data, row_index), defaults_used
-            array = self._as_array(values, row_index)
         elif isinstance(row, np.ndarray):
-            array = row
-            if array.ndim != 1:
+            if row.ndim != 1:
                 raise InputError.for_row(
                     row_index,
                     f"expected a 1-D row of {self.width} features, got an array "
-                    f"of shape {array.shape}; use score_batch for 2-D input",
+                    f"of shape {row.shape}; use score_batch for 2-D input",
                 )
+            data = self._array_bytes(row, None, row_index)
+            return self._checked_bytes(data, row_index), defaults_used
         elif isinstance(row, str | bytes) or not isinstance(row, Sequence):
             raise InputError.for_row(
                 row_index,
@@ -113,10 +109,29 @@ class FeatureSchema:
             )
         else:
             values = row
-            data = self._plain_bytes(row)
-            if data is not None:
-                return self._checked_bytes(data, row_index), defaults_used
-            array = self._as_array(row, row_index)
+        return self._checked_bytes(self._values_bytes(values, row_index), row_index), defaults_used
+
+    def _values_bytes(self, values: Sequence[Any], row_index: int) -> bytes:
+        """A row's values (from a mapping or a sequence) as float32 bytes.
+
+        The common case, ``width`` plain numbers (floats and ints), is packed straight,
+        skipping numpy: measured 3 us faster. Anything else (another type, another
+        length, a value beyond float32) goes through numpy, which explains what is wrong.
+        """
+        if _PLAIN_NUMBERS.issuperset(map(type, values)):
+            try:
+                return self._pack_float32(*values)
+            except (OverflowError, struct.error):
+                pass
+        return self._array_bytes(self._as_array(values, row_index), values, row_index)
+
+    def _array_bytes(
+        self, array: npt.NDArray[Any], values: Sequence[Any] | None, row_index: int
+    ) -> bytes:
+        """A 1-D array of ``width`` numbers as float32 bytes; anything else is refused.
+
+        ``values`` are what the caller gave, for the message (None: the array itself).
+        """
         if array.ndim != 1 or array.shape[0] != self.width:
             raise InputError.for_row(
                 row_index,
@@ -125,22 +140,8 @@ class FeatureSchema:
                 "engine.feature_names",
             )
         if array.dtype.kind not in _NUMERIC_KINDS:
-            self._raise_non_number(values if len(values) else array.tolist(), row_index)
-        return self._checked_bytes(_to_float32(array).tobytes(), row_index), defaults_used
-
-    def _plain_bytes(self, values: Sequence[Any]) -> bytes | None:
-        """``values`` packed as float32 when they are ``width`` plain numbers, else None.
-
-        The common case (a dict or list of floats and ints) skips numpy arrays: measured
-        3 us faster. Anything else (another type, another length, a value beyond float32)
-        gives None and takes :meth:`_as_array`, which explains what is wrong.
-        """
-        if not _PLAIN_NUMBERS.issuperset(map(type, values)):
-            return None
-        try:
-            return self._pack_float32(*values)
-        except (OverflowError, struct.error):
-            return None
+            self._raise_non_number(array.tolist() if values is None else values, row_index)
+        return _to_float32(array).tobytes()
 
     def _as_array(self, values: Sequence[Any], row_index: int) -> npt.NDArray[Any]:
         """``values`` as a 1-D numpy array; a nested or ragged value is an InputError."""
@@ -372,12 +373,7 @@ class FeatureSchema:
         for i, row in enumerate(rows):
             try:
                 vals, defaults_used = self._mapping_values(row, i)
-                data = self._plain_bytes(vals)
-                if data is None:  # not plain numbers: the careful conversion explains it
-                    array = self._as_array(vals, i)
-                    if array.dtype.kind not in _NUMERIC_KINDS:
-                        self._raise_non_number(vals, i)
-                    data = _to_float32(array).tobytes()
+                data = self._values_bytes(vals, i)
             except InputError as exc:
                 errors[i] = exc
                 continue
