@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,14 @@ def test_mapping_sequence_and_array_give_the_same_score() -> None:
     assert by_name.score == pytest.approx(0.2)
 
 
+def score_or_message(call: Callable[[], float]) -> float | str:
+    """The score ``call`` gives, or the message of the InputError it raises."""
+    try:
+        return call()
+    except InputError as exc:
+        return str(exc)
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -46,15 +55,9 @@ def test_mapping_sequence_and_array_give_the_same_score() -> None:
 )
 def test_a_dict_row_is_checked_exactly_like_the_same_values_in_a_list(values: list[object]) -> None:
     # Plain dicts of plain numbers take a faster path; it must agree with the general one.
-    def outcome(row: object) -> object:
-        try:
-            return e.score(row).score
-        except InputError as exc:
-            return str(exc)
-
     with engine() as e:
-        by_name = outcome(dict(zip(NAMES, values, strict=True)))
-        by_position = outcome(values)
+        by_name = score_or_message(lambda: e.score(dict(zip(NAMES, values, strict=True))).score)
+        by_position = score_or_message(lambda: e.score(values).score)
     assert by_name == by_position
 
 
@@ -206,15 +209,9 @@ def test_a_single_row_with_per_feature_ranges_is_checked_like_a_batch(values: li
         {"name": "c", "min": 0, "max": 10},
     ]
 
-    def outcome(call: object) -> object:
-        try:
-            return call()  # type: ignore[operator]
-        except InputError as exc:
-            return str(exc)
-
     with engine_for(CHAIN, plugins=[PLUGIN], features=features, output_range=[-10, 10]) as e:
-        single = outcome(lambda: e.score(np.array(values)).score)
-        batch = outcome(lambda: float(e.score_batch(np.array([values])).scores[0]))
+        single = score_or_message(lambda: e.score(np.array(values)).score)
+        batch = score_or_message(lambda: float(e.score_batch(np.array([values])).scores[0]))
     assert single == batch
 
 
