@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_helpers import MEAN_CLASS, PLUGIN_FILE, plugin_source, run_cli, write_project
@@ -93,22 +94,44 @@ def test_plugins_shows_import_errors(tmp_path: Path) -> None:
 # -- the process the command runs in ------------------------------------------------------------
 
 # Records, while it scores, the memory pool pyarrow runs on, whether the garbage collector
-# runs, and the pool variable a child process would get.
+# runs, numpy's BLAS threads, and the variables a child process would get.
 PROCESS_CLASS = """
 class ProcessMean(Mean):
     def score(self, X):
         import gc, json, os, pathlib
 
         import pyarrow
+        import threadpoolctl
 
+        blas = threadpoolctl.threadpool_info()
         seen = {
             "pool": pyarrow.default_memory_pool().backend_name,
             "gc": gc.isenabled(),
             "variable": os.environ.get("ARROW_DEFAULT_MEMORY_POOL"),
+            "blas_threads": [pool["num_threads"] for pool in blas if pool["user_api"] == "blas"],
+            "blas_variable": os.environ.get("OPENBLAS_NUM_THREADS"),
         }
         pathlib.Path(__file__).with_name("process.json").write_text(json.dumps(seen))
         return super().score(X)
 """
+_CHOICES = ("ARROW_DEFAULT_MEMORY_POOL", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS")
+
+
+def seen_while_scoring(tmp_path: Path, **chosen: str) -> dict[str, Any]:
+    """Run ``scoring score`` with the ``chosen`` environment variables; what it saw."""
+    plugin = plugin_source(MEAN_CLASS, PROCESS_CLASS, register={"mean": "ProcessMean"})
+    config = write_project(tmp_path, plugin, ["a", "b"], "  - {name: only, scorer: mean}\n")
+    (tmp_path / "in.csv").write_text("id,a,b\nx,0.2,0.4\n")
+    env = {k: v for k, v in os.environ.items() if k not in (*_CHOICES, "OMP_NUM_THREADS")}
+    env.update(SCORING_LOAD_PLUGINS="", **chosen)
+    command = [sys.executable, "-m", "scoring_core", "score", "in.csv", "-o", "out.csv"]
+    done = subprocess.run(
+        [*command, "--config", str(config)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Unsupported backend" not in done.stderr
+    seen: dict[str, Any] = json.loads((tmp_path / "process.json").read_text())
+    return seen
 
 
 @pytest.mark.parametrize("chosen", [None, "system"])
@@ -117,20 +140,7 @@ def test_the_command_runs_arrow_on_jemalloc_unless_the_user_chose_a_pool(
 ) -> None:
     import pyarrow as pa
 
-    plugin = plugin_source(MEAN_CLASS, PROCESS_CLASS, register={"mean": "ProcessMean"})
-    config = write_project(tmp_path, plugin, ["a", "b"], "  - {name: only, scorer: mean}\n")
-    (tmp_path / "in.csv").write_text("id,a,b\nx,0.2,0.4\n")
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    env["SCORING_LOAD_PLUGINS"] = ""
-    if chosen:
-        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
-    command = [sys.executable, "-m", "scoring_core", "score", "in.csv", "-o", "out.csv"]
-    done = subprocess.run(
-        [*command, "--config", str(config)], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Unsupported backend" not in done.stderr
-    seen = json.loads((tmp_path / "process.json").read_text())
+    seen = seen_while_scoring(tmp_path, **({"ARROW_DEFAULT_MEMORY_POOL": chosen} if chosen else {}))
     if chosen:
         assert seen["pool"] == chosen
         assert seen["variable"] == chosen  # the user's choice is left as it is
@@ -140,3 +150,15 @@ def test_the_command_runs_arrow_on_jemalloc_unless_the_user_chose_a_pool(
     else:  # a build without jemalloc keeps its own default
         assert seen["pool"] == pa.default_memory_pool().backend_name
     assert seen["gc"] is True  # paused while starting, running while scoring
+
+
+@pytest.mark.parametrize(
+    "chosen", [{}, {"OPENBLAS_NUM_THREADS": "2"}, {"GOTO_NUM_THREADS": "2"}], ids=str
+)
+def test_the_command_gives_numpy_one_blas_thread_unless_the_user_chose(
+    tmp_path: Path, chosen: dict[str, str]
+) -> None:
+    seen = seen_while_scoring(tmp_path, **chosen)
+    assert seen["blas_threads"], "numpy's BLAS is not visible to threadpoolctl"
+    assert seen["blas_threads"] == [2 if chosen else 1]
+    assert seen["blas_variable"] == chosen.get("OPENBLAS_NUM_THREADS")  # not handed down
