@@ -27,7 +27,14 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["arrow_imported", "finish", "pyarrow_has_jemalloc", "start", "startup_done"]
+__all__ = [
+    "arrow_imported",
+    "finish",
+    "peak_memory_mb",
+    "pyarrow_has_jemalloc",
+    "start",
+    "startup_done",
+]
 
 _POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 # OpenBLAS reads the first of these that is set, when numpy loads it.
@@ -79,6 +86,16 @@ def finish() -> None:
     is released with the process.
     """
     gc.freeze()
+
+
+def peak_memory_mb() -> float | None:
+    """The process's peak resident memory so far, in MB; None where the OS does not say."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes there, KiB here
 
 
 def pyarrow_has_jemalloc() -> bool:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from scoring_core import process
+
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
     from scoring_core.score_tables import OutputFiles
@@ -123,5 +125,9 @@ def summary_lines(
         f"time      {seconds[0]:>12.2f} s  {rate:,.0f} rows/s "
         f"(and {seconds[1]:.2f} s to load the chain and open the input)"
     )
+    peak = process.peak_memory_mb()
+    if peak is not None:
+        whole = "the whole process (Python and libraries too)"
+        lines.append(f"memory    {peak:>12,.0f} MB  peak resident, {whole}")
     lines.extend(f"note: {note}" for note in reader.notes)
     return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,38 @@ def test_the_command_gives_numpy_one_blas_thread_unless_the_user_chose(
     assert seen["blas_threads"], "numpy's BLAS is not visible to threadpoolctl"
     assert seen["blas_threads"] == [2 if chosen else 1]
     assert seen["blas_variable"] == chosen.get("OPENBLAS_NUM_THREADS")  # not handed down
+
+
+# Runs the command as its only child and prints that child's peak resident memory in MB.
+_CHILD_PEAK = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(peak / (2**20 if sys.platform == "darwin" else 2**10))
+"""
+
+
+def test_the_summary_reports_the_peak_memory_the_system_measured(tmp_path: Path) -> None:
+    config = write_project(
+        tmp_path,
+        plugin_source(MEAN_CLASS, register={"mean": "Mean"}),
+        ["a", "b"],
+        "  - {name: only, scorer: mean}\n",
+    )
+    (tmp_path / "in.csv").write_text("id,a,b\nx,0.2,0.4\ny,0.6,0.8\n")
+    command = [sys.executable, "-m", "scoring_core", "score", "in.csv", "-o", "out.csv"]
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD_PEAK, *command, "--config", str(config)],
+        cwd=tmp_path,
+        env={**os.environ, "SCORING_LOAD_PLUGINS": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    reported = re.search(
+        r"^memory +([\d,]+) MB  peak resident, the whole process", done.stderr, re.M
+    )
+    assert reported, done.stderr
+    measured = float(done.stdout.split()[-1])
+    assert measured > 20  # an interpreter with numpy and pyarrow loaded
+    assert abs(float(reported.group(1).replace(",", "")) - measured) <= 2
