@@ -17,6 +17,12 @@ fills during the first few hundred thousand rows, then stays flat: a 100k-row fi
 about 15 MB lower than the rest; ``--rows 100000 300000 1000000 2000000 4000000``
 shows the plateau.
 
+Parquet input files are written in row groups of ``--row-group-rows`` rows (65,536 by
+default; 0 for pyarrow's own default, 1,048,576 rows, which pandas' ``to_parquet`` uses
+too). The reader holds each float column's dictionary and page buffers for the row group
+it is in, so peak memory also depends on how the file was written: up to about 2 MB more
+per feature column for row groups past about 260k rows (see docs/cli.md).
+
 Chains: the project's ``scoring.yaml`` (ONNX model, then the formula) when it exists, and
 a local plugin averaging the features (no model cost), so both figures are reported.
 The machine may be shared: each figure is the best of ``--repeat`` runs.
@@ -79,14 +85,19 @@ def mean_config(folder: Path, names: list[str]) -> Path:
     return config
 
 
-def make_inputs(folder: Path, rows: int, names: list[str]) -> dict[str, Path]:
+def make_inputs(
+    folder: Path, rows: int, names: list[str], row_group_rows: int = 65_536
+) -> dict[str, Path]:
     """Rows drawn like the model's training data: user dims ~ Beta(2,2), spot = clipped
-    user + noise, the rest ~ Beta(2,2); plus an id column carried through."""
+    user + noise, the rest ~ Beta(2,2); plus an id column carried through.
+
+    ``row_group_rows`` is the Parquet file's row-group size; 0 leaves it to pyarrow."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    paths = {"parquet": folder / f"in_{rows}.parquet", "csv": folder / f"in_{rows}.csv"}
+    layout = "" if row_group_rows == 65_536 else f"_rg{row_group_rows or 'default'}"
+    paths = {"parquet": folder / f"in_{rows}{layout}.parquet", "csv": folder / f"in_{rows}.csv"}
     if all(p.exists() for p in paths.values()):
         return paths
     rng = np.random.default_rng(rows)
@@ -94,7 +105,7 @@ def make_inputs(folder: Path, rows: int, names: list[str]) -> dict[str, Path]:
     X[:, 12:24] = np.clip(X[:, 0:12] + rng.normal(0.0, 0.2, size=(rows, 12)), 0.0, 1.0)
     ids = pa.array(np.char.add("row-", np.arange(rows).astype("U9")))
     table = pa.table({"id": ids, **{name: X[:, j] for j, name in enumerate(names)}})
-    pq.write_table(table, paths["parquet"], row_group_size=65_536)
+    pq.write_table(table, paths["parquet"], row_group_size=row_group_rows or None)
     pcsv.write_csv(table, paths["csv"])
     return paths
 
@@ -132,6 +143,12 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["parquet", "csv"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chunk-rows", type=int, default=None)
+    parser.add_argument(
+        "--row-group-rows",
+        type=int,
+        default=65_536,
+        help="row-group size of the Parquet inputs (0: pyarrow's default)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_cli")
     options = parser.parse_args()
     options.workdir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +157,11 @@ def main() -> None:
     chains = {"mean plugin": (mean_config(options.workdir, names), "")}
     if PROJECT_CONFIG.exists():
         chains = {"scoring.yaml": (PROJECT_CONFIG, "onnx,rules"), **chains}
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; best of {options.repeat}")
+    layout = f"{options.row_group_rows:,}-row" if options.row_group_rows else "pyarrow's default"
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; best of "
+        f"{options.repeat}; Parquet inputs in {layout} row groups"
+    )
     header = f"{'chain':<13} {'format':<8} {'rows':>10} {'wall s':>7} {'rows/s (wall)':>14}"
     header += f" {'rows/s (run)':>13} {'CPU s':>6} {'peak RSS MB':>12}"
     print(header)
@@ -150,7 +171,7 @@ def main() -> None:
         for fmt in options.formats:
             peaks = []
             for rows in options.rows:
-                source = make_inputs(options.workdir, rows, names)[fmt]
+                source = make_inputs(options.workdir, rows, names, options.row_group_rows)[fmt]
                 out = options.workdir / f"out_{rows}.{fmt}"
                 args = [sys.executable, "-m", "scoring_core", "score", str(source), "-o", str(out)]
                 args += ["--config", str(config)]
