@@ -197,4 +197,5 @@ def test_the_summary_reports_the_peak_memory_the_system_measured(tmp_path: Path)
     assert reported, done.stderr
     measured = float(done.stdout.split()[-1])
     assert measured > 20  # an interpreter with numpy and pyarrow loaded
-    assert abs(float(reported.group(1).replace(",", "")) - measured) <= 2
+    # The summary is printed before the interpreter exits, which can take a few MB more.
+    assert measured - 8 <= float(reported.group(1).replace(",", "")) <= measured + 1
