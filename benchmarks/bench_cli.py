@@ -20,7 +20,7 @@ shows the plateau.
 Parquet input files are written in row groups of ``--row-group-rows`` rows (65,536 by
 default; 0 for pyarrow's own default, 1,048,576 rows, which pandas' ``to_parquet`` uses
 too). The reader holds each float column's dictionary and page buffers for the row group
-it is in, so peak memory also depends on how the file was written: up to about 2 MB more
+it is in, so peak memory also depends on how the file was written: about 1.7 MB more
 per feature column for row groups past about 260k rows (see docs/cli.md).
 
 Chains: the project's ``scoring.yaml`` (ONNX model, then the formula) when it exists, and
@@ -86,17 +86,19 @@ def mean_config(folder: Path, names: list[str]) -> Path:
 
 
 def make_inputs(
-    folder: Path, rows: int, names: list[str], row_group_rows: int = 65_536
+    folder: Path, rows: int, names: list[str], row_group_rows: int = 65_536, dictionary: bool = True
 ) -> dict[str, Path]:
     """Rows drawn like the model's training data: user dims ~ Beta(2,2), spot = clipped
     user + noise, the rest ~ Beta(2,2); plus an id column carried through.
 
-    ``row_group_rows`` is the Parquet file's row-group size; 0 leaves it to pyarrow."""
+    ``row_group_rows`` is the Parquet file's row-group size (0 leaves it to pyarrow), and
+    ``dictionary`` whether its columns are dictionary-encoded (pyarrow's default)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     layout = "" if row_group_rows == 65_536 else f"_rg{row_group_rows or 'default'}"
+    layout += "" if dictionary else "_plain"
     paths = {"parquet": folder / f"in_{rows}{layout}.parquet", "csv": folder / f"in_{rows}.csv"}
     if all(p.exists() for p in paths.values()):
         return paths
@@ -105,7 +107,9 @@ def make_inputs(
     X[:, 12:24] = np.clip(X[:, 0:12] + rng.normal(0.0, 0.2, size=(rows, 12)), 0.0, 1.0)
     ids = pa.array(np.char.add("row-", np.arange(rows).astype("U9")))
     table = pa.table({"id": ids, **{name: X[:, j] for j, name in enumerate(names)}})
-    pq.write_table(table, paths["parquet"], row_group_size=row_group_rows or None)
+    pq.write_table(
+        table, paths["parquet"], row_group_size=row_group_rows or None, use_dictionary=dictionary
+    )
     pcsv.write_csv(table, paths["csv"])
     return paths
 
@@ -149,6 +153,11 @@ def main() -> None:
         default=65_536,
         help="row-group size of the Parquet inputs (0: pyarrow's default)",
     )
+    parser.add_argument(
+        "--no-dictionary",
+        action="store_true",
+        help="write the Parquet inputs without dictionary encoding",
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_cli")
     options = parser.parse_args()
     options.workdir.mkdir(parents=True, exist_ok=True)
@@ -158,9 +167,10 @@ def main() -> None:
     if PROJECT_CONFIG.exists():
         chains = {"scoring.yaml": (PROJECT_CONFIG, "onnx,rules"), **chains}
     layout = f"{options.row_group_rows:,}-row" if options.row_group_rows else "pyarrow's default"
+    layout += " row groups" + (", no dictionaries" if options.no_dictionary else "")
     print(
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; best of "
-        f"{options.repeat}; Parquet inputs in {layout} row groups"
+        f"{options.repeat}; Parquet inputs: {layout}"
     )
     header = f"{'chain':<13} {'format':<8} {'rows':>10} {'wall s':>7} {'rows/s (wall)':>14}"
     header += f" {'rows/s (run)':>13} {'CPU s':>6} {'peak RSS MB':>12}"
@@ -171,7 +181,10 @@ def main() -> None:
         for fmt in options.formats:
             peaks = []
             for rows in options.rows:
-                source = make_inputs(options.workdir, rows, names, options.row_group_rows)[fmt]
+                files = make_inputs(
+                    options.workdir, rows, names, options.row_group_rows, not options.no_dictionary
+                )
+                source = files[fmt]
                 out = options.workdir / f"out_{rows}.{fmt}"
                 args = [sys.executable, "-m", "scoring_core", "score", str(source), "-o", str(out)]
                 args += ["--config", str(config)]

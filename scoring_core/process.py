@@ -1,21 +1,23 @@
 """How the ``scoring`` command sets up the process it runs in (the library never does).
 
 * :func:`start`, first thing: Arrow's jemalloc memory pool when the installed pyarrow
-  has it and the user chose no pool, one OpenBLAS thread when the user set no thread
+  has it and the user chose no pool, one OpenBLAS thread when the user chose no thread
   count, and no garbage collection while imports and the chain load.
-* :func:`startup_done`, once a command has loaded its chain: the collector runs again,
-  and the thread count is not handed down to child processes.
-* :func:`arrow_imported`, once pyarrow is in: the pool choice is not handed down to
-  child processes (their pyarrow may lack jemalloc).
+* :func:`arrow_imported`, once pyarrow (and with it numpy) is in, and
+  :func:`startup_done`, once a command has loaded its chain: each variable set here is
+  given back as the user had it once its library has read it, so child processes get
+  the user's environment (their pyarrow may lack jemalloc). After ``startup_done`` the
+  collector runs again.
 * :func:`finish`, at the end: the interpreter's exit skips its collections.
 
 Measured on ``scoring score`` with a 2M-row Parquet file (2 cores): mimalloc, Arrow's
 default, hands memory back to the system and takes it again, zeroing huge pages each
 time (10% more CPU and 45-60 MB higher peak than jemalloc); collections during startup
-took 26 ms a run and those of the exit 70 ms. numpy's OpenBLAS starts a thread per core
-at import, and each spins for about 0.1 s before it sleeps: 0.12 CPU-s of a 0.6 s run,
-taken from the cores the work needs. The command parallelises by chunk, so a BLAS call
-(the rules formula's matrix product) has nothing to gain from more threads.
+took 26 ms a run and those of the exit 70 ms. numpy's OpenBLAS starts a thread for each
+core but the caller's when numpy loads, and each spins for about 0.1 s before it sleeps:
+0.12 CPU-s a run on 2 cores, taken from the cores the work needs. The command
+parallelises by chunk, so a BLAS call (the rules formula's matrix product) has nothing
+to gain from more threads.
 """
 
 from __future__ import annotations
@@ -37,20 +39,22 @@ __all__ = [
 ]
 
 _POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
-# OpenBLAS reads the first of these that is set, when numpy loads it.
+# A threaded OpenBLAS (numpy's wheels) takes the first of these set to a positive number
+# when numpy loads it; an OpenMP build reads OMP_NUM_THREADS only (left to the user then).
 _BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
-_state = {"gc_paused": False, "pool_set": False, "blas_set": False}
+_state = {"gc_paused": False}
+# variable -> (the module that reads it, the user's value or None, the value set here)
+_lent: dict[str, tuple[str, str | None, str]] = {}
 
 
 def start() -> None:
     """Choose Arrow's memory pool and BLAS threads, pause garbage collection (see the module)."""
     chosen = _POOL_VARIABLE in os.environ or "pyarrow" in sys.modules
     if not chosen and pyarrow_has_jemalloc():  # Arrow reads the variable once, at import
-        os.environ[_POOL_VARIABLE] = "jemalloc"
-        _state["pool_set"] = True
-    if "numpy" not in sys.modules and not any(v in os.environ for v in _BLAS_VARIABLES):
-        os.environ[_BLAS_VARIABLES[0]] = "1"
-        _state["blas_set"] = True
+        _lend(_POOL_VARIABLE, "jemalloc", reader="pyarrow")
+    counts = [os.environ.get(name, "").strip() for name in _BLAS_VARIABLES]
+    if "numpy" not in sys.modules and not any(c.isdigit() and int(c) > 0 for c in counts):
+        _lend(_BLAS_VARIABLES[0], "1", reader="numpy")
     if gc.isenabled():
         gc.disable()
         _state["gc_paused"] = True
@@ -63,9 +67,7 @@ def startup_done() -> None:
     few cycles it dropped (about 800 objects, 235 KB, measured) are not worth the 20 ms
     a full collection takes.
     """
-    if _state["blas_set"] and "numpy" in sys.modules:  # numpy has read it by now
-        _state["blas_set"] = False
-        os.environ.pop(_BLAS_VARIABLES[0], None)
+    arrow_imported()
     if _state["gc_paused"]:
         _state["gc_paused"] = False
         gc.freeze()
@@ -73,10 +75,22 @@ def startup_done() -> None:
 
 
 def arrow_imported() -> None:
-    """pyarrow has read its pool choice: child processes get the user's environment."""
-    if _state["pool_set"]:
-        _state["pool_set"] = False
-        os.environ.pop(_POOL_VARIABLE, None)
+    """Give back each variable whose library has read it (see the module)."""
+    for name, (reader, theirs, ours) in list(_lent.items()):
+        if reader not in sys.modules:
+            continue
+        del _lent[name]
+        if os.environ.get(name) != ours:
+            continue  # changed since (by a plugin, say): that value stays
+        if theirs is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = theirs
+
+
+def _lend(name: str, value: str, *, reader: str) -> None:
+    _lent[name] = (reader, os.environ.get(name), value)
+    os.environ[name] = value
 
 
 def finish() -> None:
@@ -89,7 +103,18 @@ def finish() -> None:
 
 
 def peak_memory_mb() -> float | None:
-    """The process's peak resident memory so far, in MB; None where the OS does not say."""
+    """This process's peak resident memory so far, in MB; None where the OS does not say.
+
+    Linux's ``VmHWM`` counts this program only: ``ru_maxrss`` would start from the peak of
+    the process that started it (a notebook holding gigabytes, say).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows
