@@ -41,6 +41,7 @@ from scoring_core.table_io import (
     DataFileError,
     TableReader,
     WriteBehind,
+    check_target,
     display_name,
     file_format,
     map_in_order,
@@ -139,6 +140,8 @@ def score_command(
     )
     if output != STDIO and Path(target.rejects).resolve() == Path(output).resolve():
         raise click.UsageError("--rejects must name another file than the output")
+    check_target(output, what="output", source=input_path)
+    check_target(target.rejects, what="rejects file", source=input_path)
     started = time.perf_counter()
     with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
         loaded = time.perf_counter()

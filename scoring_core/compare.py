@@ -314,6 +314,7 @@ def compare_command(
     from scoring_core.score_tables import check_columns, checked_rows, open_input
     from scoring_core.table_io import (
         DataFileError,
+        check_target,
         column_numbers,
         file_format,
         require_pyarrow,
@@ -328,6 +329,7 @@ def compare_command(
             raise DataFileError(
                 "--plot needs matplotlib: pip install 'scoring-core[plot]'"
             ) from None
+        check_target(plot, what="plot", source=input_path)
     with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
         process.startup_done()
         defaults = engine.feature_defaults

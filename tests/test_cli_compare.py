@@ -162,6 +162,15 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_plot_that_cannot_be_written_is_refused_before_comparing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ("mean", "first"))
+    plot = tmp_path / "nowhere" / "steps.png"
+    result = compare(config, write_rows(tmp_path, data()), "--plot", str(plot), "--json")
+    assert result.exit_code == 2
+    assert f"cannot write the plot to {plot}: there is no folder" in result.output
+    assert "{" not in result.output  # no half report
+
+
 def test_rejected_rows_are_counted_not_compared(tmp_path: Path) -> None:
     config = write_config(tmp_path, ("mean", "first"))
     (tmp_path / "rows.csv").write_text("id,a,b,c\n1,0.1,0.2,0.3\n2,x,0.2,0.3\n3,0.5,0.5,2\n")

@@ -571,6 +571,40 @@ def test_the_rejects_file_cannot_be_the_output(tmp_path: Path) -> None:
     assert "another file" in result.output
 
 
+@pytest.mark.parametrize("option", ["-o", "--rejects"])
+@pytest.mark.parametrize("link", [None, "symlink"])
+def test_no_file_the_run_writes_can_be_the_input(
+    tmp_path: Path, option: str, link: str | None
+) -> None:
+    config = write_config(tmp_path)
+    source = tmp_path / "in.csv"
+    source.write_text("id,a,b,c,d,e\nr1,0.1,0.2,0.3,0.4,0.5\n")
+    target = source
+    if link:
+        target = tmp_path / "alias.csv"
+        target.symlink_to(source)
+    out = str(tmp_path / "out.csv")
+    other = ["--rejects", str(tmp_path / "r.csv")] if option == "-o" else ["-o", out]
+    result = score(config, str(source), option, str(target), *other)
+    assert result.exit_code == 2
+    assert f"to {target}: it is the input file" in result.output
+    assert source.read_text() == "id,a,b,c,d,e\nr1,0.1,0.2,0.3,0.4,0.5\n"  # untouched
+
+
+def test_an_output_in_a_folder_that_cannot_take_it_exits_2_before_scoring(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    pq.write_table(rows_table(*clean_rows(2)), tmp_path / "in.parquet")
+    source = str(tmp_path / "in.parquet")
+    (tmp_path / "folder").mkdir()
+    result = score(config, source, "-o", str(tmp_path / "folder"), "--output-format", "csv")
+    assert result.exit_code == 2
+    assert f"cannot write the output to {tmp_path / 'folder'}: it is a folder" in result.output
+    result = score(config, source, "-o", str(tmp_path / "nowhere" / "out.csv"))
+    assert result.exit_code == 2
+    assert f"there is no folder {tmp_path / 'nowhere'}" in result.output
+    assert "rows in" not in result.output  # refused before any work
+
+
 def fill_the_disk_when_parquet_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")

@@ -8,7 +8,15 @@ import click
 
 from scoring_core.errors import ScoringError
 
-__all__ = ["FORMATS", "STDIO", "DataFileError", "display_name", "file_format", "require_pyarrow"]
+__all__ = [
+    "FORMATS",
+    "STDIO",
+    "DataFileError",
+    "check_target",
+    "display_name",
+    "file_format",
+    "require_pyarrow",
+]
 
 FORMATS = ("csv", "jsonl", "parquet")
 STDIO = "-"
@@ -45,6 +53,32 @@ def require_pyarrow() -> None:
     from scoring_core import process
 
     process.arrow_imported()
+
+
+def check_target(path: str, *, what: str, source: str) -> None:
+    """Refuse, before any work, to write ``what`` to ``path`` where it cannot or must not go.
+
+    A folder, a folder that does not exist, and the input file ``source`` itself (which
+    the run would replace with its output) are refused with the reason.
+    """
+    if path == STDIO:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise DataFileError(f"cannot write the {what} to {path}: it is a folder; name a file")
+    folder = target.resolve().parent
+    if not folder.is_dir():
+        raise DataFileError(f"cannot write the {what} to {path}: there is no folder {folder}")
+    try:
+        same = source != STDIO and target.exists() and target.samefile(source)
+    except OSError:
+        same = False
+    if same:
+        raise DataFileError(
+            f"cannot write the {what} to {path}: it is the input file, which the run would "
+            "replace; name another file",
+            file=path,
+        )
 
 
 def display_name(path: str) -> str:
