@@ -15,6 +15,7 @@ Exit codes (every command):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 EXIT_UNEXPECTED = 3
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command SIGPIPE stopped (128 + 13)
 DEFAULT_CONFIG = "scoring.yaml"
 
 config_option = click.option(
@@ -59,6 +61,12 @@ def _errors_reported(debug: bool) -> Iterator[None]:
         sys.exit(EXIT_USAGE)
     except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
         raise
+    except BrokenPipeError:
+        # Whoever reads standard output stopped early (`| head`): stop quietly, as Unix
+        # tools do, and point standard output at nothing so the exit's flush cannot fail.
+        with contextlib.suppress(OSError, ValueError):  # not a real file: click's test runner
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:
         if debug:
             raise

@@ -8,7 +8,10 @@ The chain comes from a local plugin written into tmp_path (no built-in scorer in
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -463,9 +466,10 @@ def test_a_missing_column_of_a_feature_with_a_default_takes_the_default(tmp_path
         ("header_only.csv", b"id,a,b,c,d,e\n", "has no rows to score"),
         ("empty.jsonl", b"", "is empty"),
         ("blank.jsonl", b"\n\n", "is empty"),
+        ("mixed_endings.csv", b"id,a,b\rc,d,e\n", "carriage return (\\r) before its end"),
     ],
 )
-def test_an_empty_file_exits_2_with_a_clear_message(
+def test_an_empty_or_unreadable_file_exits_2_with_a_clear_message(
     tmp_path: Path, name: str, content: bytes, message: str
 ) -> None:
     config = write_config(tmp_path)
@@ -645,3 +649,24 @@ def test_parquet_to_stdout_comes_out_whole_or_not_at_all(
     result = score(config, str(tmp_path / "in.parquet"), "--format", "parquet")
     assert result.exit_code != 0
     assert result.stdout_bytes == b""
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path: Path, fmt: str) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(5_000)
+    pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
+    command = [sys.executable, "-m", "scoring_core", "score", "in.parquet"]
+    command += ["--output-format", fmt, "--config", str(config)]
+    env = {**os.environ, "SCORING_LOAD_PLUGINS": ""}
+    # like `| head -c 100`: the output (over 200 KB, more than a pipe holds) is cut short
+    with subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as run:
+        assert run.stdout is not None
+        assert run.stderr is not None
+        assert len(run.stdout.read(100)) == 100
+        run.stdout.close()
+        stderr = run.stderr.read().decode()
+    assert run.returncode == 141, stderr  # as a shell reports a command stopped by SIGPIPE
+    assert "error" not in stderr

@@ -133,11 +133,21 @@ class _CsvReader(StreamReader):
             kind = "is empty (0 bytes)" if not header else "starts with an empty line"
             raise DataFileError(f"{name} {kind}; expected a CSV header line", file=name)
         try:
-            names = next(csv.reader([header.decode("utf-8-sig")]))
+            text = header.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise DataFileError(
                 f"{name}: the header line is not UTF-8 ({exc})", file=name
             ) from None
+        if "\r" in text.rstrip("\r\n"):
+            raise DataFileError(
+                f"{name}: the header line has a carriage return (\\r) before its end, so the "
+                "file mixes line endings; convert it to one kind (\\n or \\r\\n)",
+                file=name,
+            )
+        try:
+            names = next(csv.reader([text]))
+        except csv.Error as exc:
+            raise DataFileError(f"{name}: cannot read the header line ({exc})", file=name) from None
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise DataFileError(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -61,14 +61,14 @@ class TableWriter:
         self.rows = 0
         self._temp: Path | None = None
         if path == STDIO and fmt != "parquet":
-            self._sink: IO[bytes] = sys.stdout.buffer
+            self._sink: IO[bytes] | WholeWrites = WholeWrites(sys.stdout.buffer)
         else:
             # Parquet for stdout goes through a temporary file too, copied out on success:
             # a reader needs the footer, and a failed run must not end with a valid one.
             target = Path(tempfile.gettempdir(), "scoring.parquet") if path == STDIO else Path(path)
             self._temp = target.with_name(f".{target.name}.{os.getpid()}.{id(self)}.tmp")
             try:
-                self._sink = open(self._temp, "wb")  # noqa: SIM115 - closed in close()
+                self._sink = WholeWrites(open(self._temp, "wb"))  # noqa: SIM115 - closed in close()
             except OSError as exc:
                 raise DataFileError(f"cannot write {path}: {exc.strerror or exc}") from None
         self._writer: Any = None
@@ -153,9 +153,44 @@ class TableWriter:
         if self.path != STDIO:
             os.replace(temp, self.path)
             return
+        out = WholeWrites(sys.stdout.buffer)
         with open(temp, "rb") as finished_file:
-            shutil.copyfileobj(finished_file, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+            while block := finished_file.read(1 << 20):
+                out.write(block)
+        out.flush()
+
+
+class WholeWrites:
+    """A binary file whose ``write`` writes all it is given, or raises.
+
+    ``io.BufferedWriter.write`` returns a short count, without an error, when the file
+    fails part-way through a large write (a full disk; a reader that closed the pipe),
+    and pyarrow's writers do not look at the count: the end of the output would be lost
+    without a word. Here the rest is written again, which raises the real error.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            written = self._raw.write(view)
+            if not written:
+                raise OSError(errno.EIO, "the file took no more bytes")
+            view = view[written:]
+        return total
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
 
 
 def json_lines(table: Any) -> bytes:
