@@ -101,11 +101,30 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     elif verbose > 1 or debug:
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug, "quiet_logs": level == logging.WARNING}
 
 
 def _debug(ctx: click.Context) -> bool:
     return bool(ctx.find_root().obj and ctx.find_root().obj.get("debug"))
+
+
+@contextmanager
+def _unavailable_steps_reported_here(ctx: click.Context) -> Iterator[None]:
+    """The command says which steps are unavailable and why, in its own words: the
+    engine's log record for each would say it a second time (kept with -v or --debug)."""
+    from scoring_core.steps import UNAVAILABLE_RECORD
+
+    def first_time(record: logging.LogRecord) -> bool:
+        return not hasattr(record, UNAVAILABLE_RECORD)
+
+    root = ctx.find_root().obj or {}
+    logger = logging.getLogger("scoring_core")
+    if root.get("quiet_logs"):
+        logger.addFilter(first_time)
+    try:
+        yield
+    finally:
+        logger.removeFilter(first_time)
 
 
 @cli.command()
@@ -117,7 +136,7 @@ def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_j
     """Load every step and report its status; exit 1 if any step is unavailable."""
     from scoring_core.engine import Engine
 
-    with _errors_reported(_debug(ctx)):
+    with _errors_reported(_debug(ctx)), _unavailable_steps_reported_here(ctx):
         path = _config_path(config, config_arg)
         with Engine.from_yaml(path) as engine:
             diagnostics = engine.diagnostics()
@@ -258,7 +277,7 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     fallback_reason, in input order. Rows with bad input go to the rejects file with
     their row number, column and reason: rows in = scored + rejected, always.
     """
-    with _errors_reported(_debug(ctx)):
+    with _errors_reported(_debug(ctx)), _unavailable_steps_reported_here(ctx):
         from scoring_core.cli_score import score_command
 
         code = score_command(config=_config_path(config), **options)
@@ -288,7 +307,7 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
 @click.pass_context
 def compare(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     """Score INPUT with each chain step alone and compare the steps (and with --label)."""
-    with _errors_reported(_debug(ctx)):
+    with _errors_reported(_debug(ctx)), _unavailable_steps_reported_here(ctx):
         from scoring_core.compare import compare_command
 
         code = compare_command(config=_config_path(config), **options)

@@ -311,6 +311,7 @@ def compare_command(
     from scoring_core import process
     from scoring_core.config import did_you_mean
     from scoring_core.engine import Engine
+    from scoring_core.score_report import warn_unavailable
     from scoring_core.score_tables import check_columns, checked_rows, open_input
     from scoring_core.table_io import (
         DataFileError,
@@ -332,6 +333,7 @@ def compare_command(
         check_target(plot, what="plot", source=input_path)
     with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
         process.startup_done()
+        warn_unavailable(engine, then="every row counts as failed by it")
         defaults = engine.feature_defaults
         check_columns(reader, engine)
         if label is not None and label not in reader.columns:

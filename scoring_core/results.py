@@ -129,11 +129,17 @@ class BatchResult:
                 per_row[row].append(record)
         return tuple(tuple(rows) for rows in per_row)
 
-    def fallback_reasons(self) -> list[str]:
-        """Per row, ``"step: reason; step: reason"`` for rows that fell back, else ``""``."""
+    def fallback_reasons(self, *, detail: bool = True) -> list[str]:
+        """Per row, ``"step: reason; step: reason"`` for rows that fell back, else ``""``.
+
+        With ``detail=False`` a step that was unavailable reads ``"step: unavailable"``:
+        why is a fact about the step, not the row (``Engine.diagnostics()`` has it), and a
+        load error with its advice would be repeated on every row of an output file.
+        """
         reasons = [""] * len(self)
         for failure in self._failures:
-            text = f"{failure.step}: {failure.reason}"
+            brief = not detail and failure.kind == "unavailable"
+            text = f"{failure.step}: {'unavailable' if brief else failure.reason}"
             for row in failure.rows.tolist():
                 reasons[row] = f"{reasons[row]}; {text}" if reasons[row] else text
         return reasons

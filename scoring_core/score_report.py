@@ -25,13 +25,12 @@ if TYPE_CHECKING:
 __all__ = ["Counts", "ProgressBar", "summary_lines", "warn_unavailable"]
 
 
-def warn_unavailable(engine: Engine) -> None:
-    """A warning on stderr for each step that is not ready."""
+def warn_unavailable(engine: Engine, then: str = "its rows go to the next step") -> None:
+    """A warning on stderr for each step that is not ready: why, and ``then`` what."""
     for step in engine.diagnostics()["steps"]:
         if step["status"] != "ready":
             click.echo(
-                f"warning: step {step['name']!r} is unavailable ({step['reason']}); its rows go "
-                "to the next step",
+                f"warning: step {step['name']!r} is unavailable ({step['reason']}); {then}",
                 err=True,
             )
 

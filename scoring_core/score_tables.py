@@ -162,7 +162,8 @@ def output_table(chunk: Chunk, kept: tuple[str, ...], prepared: Any, result: Any
     reasons: dict[str, int] = {"": 0}
     picks: Any = np.zeros(len(result), dtype=np.int32)
     if result.fallback_counts():
-        picks = [reasons.setdefault(text, len(reasons)) for text in result.fallback_reasons()]
+        texts = result.fallback_reasons(detail=False)  # why a step is unavailable: stderr
+        picks = [reasons.setdefault(text, len(reasons)) for text in texts]
     columns += [arrow_numbers(result.scores), scorers, arrow_categories(list(reasons), picks)]
     return pa.Table.from_arrays(columns, names=[*kept, *SCORE_COLUMNS])
 

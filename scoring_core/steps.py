@@ -24,6 +24,9 @@ READY = "ready"
 UNAVAILABLE = "unavailable"
 LATENCY_SAMPLES = 4096
 logger = logging.getLogger("scoring_core")
+# The attribute that marks the log record of a step that could not load (the CLI
+# reports those in its own words and drops the record).
+UNAVAILABLE_RECORD = "scoring_unavailable_step"
 
 
 class StepStats:
@@ -272,6 +275,7 @@ class Step:
                 self.name,
                 self.registration.name,
                 outcome.reason,
+                extra={UNAVAILABLE_RECORD: self.name},
             )
             return
         self.slot = ScorerSlot(outcome.scorer, self.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -45,6 +46,33 @@ def test_check_exits_1_and_gives_the_reason_when_a_step_is_unavailable(tmp_path:
     assert result.exit_code == 1
     assert "unavailable" in result.output
     assert "models/missing.onnx does not exist" in result.output
+
+
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_score_says_once_why_a_step_is_unavailable_and_marks_rows_briefly(
+    tmp_path: Path, verbose: list[str]
+) -> None:
+    config = project(
+        tmp_path, "  - {name: model, scorer: broken}\n  - {name: formula, scorer: mean}\n"
+    )
+    (tmp_path / "in.csv").write_text("id,a,b\nx,0.2,0.4\ny,0.6,0.8\n")
+    command = [sys.executable, "-m", "scoring_core", *verbose, "score", "in.csv", "-o", "out.csv"]
+    done = subprocess.run(
+        [*command, "--config", str(config)],
+        cwd=tmp_path,
+        env={**os.environ, "SCORING_LOAD_PLUGINS": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: step 'model' is unavailable (FileNotFoundError: models/missing" in done.stderr
+    # the engine's own log line says it again only when asked for more logs (-v)
+    assert done.stderr.count("models/missing.onnx does not exist") == (2 if verbose else 1)
+    with open(tmp_path / "out.csv", newline="") as scored:
+        rows = list(csv.DictReader(scored))
+    assert [(r["scorer"], r["fallback_reason"]) for r in rows] == [
+        ("formula", "model: unavailable")
+    ] * 2
 
 
 def test_check_json_is_the_diagnostics(tmp_path: Path) -> None:
