@@ -306,7 +306,8 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
 @_chunk_rows_option
 @click.pass_context
 def compare(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
-    """Score INPUT with each chain step alone and compare the steps (and with --label)."""
+    """Score INPUT with each chain step alone and compare the steps with each other, and
+    with the true outcomes in --label when given."""
     with _errors_reported(_debug(ctx)), _unavailable_steps_reported_here(ctx):
         from scoring_core.compare import compare_command
 

@@ -224,8 +224,6 @@ def report_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[
     """The report as (title, header, rows) tables of text cells."""
     with_label = report["label"] is not None
     header = ["step", "rows failed", "us/row", "rows/s", "mean", "std", f">= {report['threshold']}"]
-    if with_label:
-        header += ["mse", "mae", "auc"]
     steps = []
     for step in report["steps"]:
         row = [
@@ -237,8 +235,6 @@ def report_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[
             _cell(step["std"]),
             _cell(step["share_at_or_above_threshold"], 3),
         ]
-        if with_label:
-            row += [_cell(step["mse"]), _cell(step["mae"]), _cell(step["auc"])]
         steps.append(row)
     pairs = [
         [
@@ -255,14 +251,32 @@ def report_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[
     title = f"{rows.get('compared', 0):,} rows compared, {rows.get('rejected', 0):,} rejected" + (
         f", label {report['label']!r}" if with_label else ""
     )
-    return [
-        (f"steps ({title})", header, steps),
+    tables = [(f"steps ({title})", header, steps)]
+    if with_label:  # a table of its own: ten columns do not fit a terminal's 80
+        tables.append(
+            (
+                f"label {report['label']!r} (auc: 0/1 labels)",
+                ["step", "rows", "mse", "mae", "auc"],
+                [
+                    [
+                        s["name"],
+                        _cell(s["label_rows"]),
+                        _cell(s["mse"]),
+                        _cell(s["mae"]),
+                        _cell(s["auc"]),
+                    ]
+                    for s in report["steps"]
+                ],
+            )
+        )
+    tables.append(
         (
             f"pairs (agreement at {report['threshold']})",
             ["pair", "rows", "mean |diff|", "pearson", "spearman", "agreement"],
             pairs,
-        ),
-    ]
+        )
+    )
+    return tables
 
 
 def print_report(report: Mapping[str, Any]) -> None:
@@ -343,6 +357,7 @@ def compare_command(
             )
         steps = [StepScores(name) for name in engine.step_names]
         labels: list[Floats] = []
+        label_example: Any = None  # the first value that is not a number
         rows_in = rejected = 0
         for chunk in reader.chunks(
             [*engine.feature_names, *([label] if label else [])], chunk_rows
@@ -355,10 +370,23 @@ def compare_command(
                 step.add(run.scores, run.failed, run.reason, run.seconds)
             if label is not None:
                 with np.errstate(invalid="ignore"):
-                    values = column_numbers(chunk.table.column(label), label)[0]
+                    values, _, bad = column_numbers(chunk.table.column(label), label)
                 labels.append(np.asarray(values, dtype=np.float64)[prepared.rows])
+                if bad and label_example is None:
+                    label_example = chunk.table.column(label)[bad[0][0]].as_py()
         if rows_in == 0:
             raise DataFileError(f"{reader.name} has no rows to compare")
+        if labels and not np.isfinite(np.concatenate(labels)).any():
+            example = (
+                f" (such as {label_example!r})"
+                if label_example is not None
+                else " (every value is empty)"
+            )
+            raise DataFileError(
+                f"{reader.name}: the label column {label!r} holds no numbers{example}; --label "
+                "takes the true outcome as a number (0/1 for AUC)",
+                column=label,
+            )
     report = build_report(
         steps,
         threshold=threshold,

@@ -185,6 +185,29 @@ def test_a_missing_label_column_exits_2(tmp_path: Path) -> None:
     assert "no label column 'outcom'" in result.output
 
 
+def test_a_label_column_without_numbers_exits_2_with_an_example(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ("mean", "first"))
+    X = data()
+    rows = write_rows(tmp_path, X, np.array(["yes", "no"] * (len(X) // 2), dtype=object))
+    result = compare(config, rows, "--label", "outcome")
+    assert result.exit_code == 2
+    assert "the label column 'outcome' holds no numbers (such as 'yes')" in result.output
+
+
+def test_the_report_with_a_label_fits_80_columns_uncut(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ("mean", "first"))
+    X = data()
+    label = (X[:, 0] > 0.5).astype(np.int64)
+    result = compare(config, write_rows(tmp_path, X, label), "--label", "outcome")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout  # no cell cut short
+    assert "label 'outcome'" in result.stdout
+    for word in ("mse", "mae", "auc", "mean_step", "first_step"):
+        assert word in result.stdout
+
+
 # -- the metrics themselves ---------------------------------------------------------------------
 
 
