@@ -72,16 +72,25 @@ def open_input(path: str, fmt: str) -> Iterator[TableReader]:
 def check_columns(reader: TableReader, engine: Engine) -> None:
     """A feature column that is absent and has no default is an error before any scoring."""
     defaults = engine.feature_defaults
-    others = [c for c in reader.columns if c not in engine.feature_names]
-    for index, name in enumerate(engine.feature_names):
-        if name not in reader.columns and name not in defaults:
-            raise DataFileError(
-                f"{reader.name} has no column {name!r} (feature {index + 1} of "
-                f"{len(engine.feature_names)}), and the feature has no default"
-                f"{did_you_mean(name, others)}",
-                file=reader.name,
-                column=name,
-            )
+    features = engine.feature_names
+    missing = [n for n in features if n not in reader.columns and n not in defaults]
+    if not missing:
+        return
+    name = missing[0]
+    others = [c for c in reader.columns if c not in features]
+    hint = did_you_mean(name, others)
+    if not hint.startswith("; did you mean"):  # the names of columns that are not features
+        hint = f"; its other columns: {', '.join(others)}" if 0 < len(others) <= 12 else ""
+    more = ""
+    if len(missing) > 1:
+        listed = ", ".join(repr(n) for n in missing[1:6]) + (", ..." if len(missing) > 6 else "")
+        more = f"; {len(missing) - 1} more feature(s) missing too: {listed}"
+    raise DataFileError(
+        f"{reader.name} has no column {name!r} (feature {features.index(name) + 1} of "
+        f"{len(features)}), and the feature has no default{hint}{more}",
+        file=reader.name,
+        column=name,
+    )
 
 
 def kept_columns(reader: TableReader, engine: Engine, keep: str | None) -> tuple[str, ...]:

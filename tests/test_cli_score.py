@@ -446,6 +446,17 @@ def test_a_missing_feature_column_exits_2_naming_the_column(tmp_path: Path) -> N
     assert not out.exists()
 
 
+def test_every_missing_feature_is_named_and_other_columns_are_called_other(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "in.csv").write_text("id,note,a,b,e\nr1,x,0.1,0.2,0.5\n")
+    result = score(config, str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 2
+    assert "has no column 'c' (feature 3 of 5), and the feature has no default" in result.output
+    assert "its other columns: id, note; 1 more feature(s) missing too: 'd'" in result.output
+
+
 def test_a_missing_column_of_a_feature_with_a_default_takes_the_default(tmp_path: Path) -> None:
     config = write_config(tmp_path, d_default=True)
     (tmp_path / "in.csv").write_text("id,a,b,c,e\nr1,0.1,0.1,0.1,0.1\nr2,0.3,0.3,0.3,\n")
