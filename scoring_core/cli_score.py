@@ -77,7 +77,7 @@ def run_score(
     defaults = engine.feature_defaults
 
     def score_chunk(chunk: Chunk) -> tuple[Any, Chunk, list[Reject], Any]:
-        prepared, rejects = checked_rows(engine, chunk, defaults)
+        prepared, rejects = checked_rows(engine, chunk, defaults, reader.name)
         # From here on only the kept columns are needed: the features are in `prepared`,
         # and a chunk waiting to be written holds no more than its output.
         chunk = Chunk(chunk.table.select(list(kept)), chunk.rows, chunk.broken)

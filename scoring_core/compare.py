@@ -362,7 +362,7 @@ def compare_command(
         for chunk in reader.chunks(
             [*engine.feature_names, *([label] if label else [])], chunk_rows
         ):
-            prepared, rejects = checked_rows(engine, chunk, defaults)
+            prepared, rejects = checked_rows(engine, chunk, defaults, reader.name)
             rows_in += chunk.table.num_rows + len(chunk.broken)
             rejected += len(rejects)
             for step in steps:

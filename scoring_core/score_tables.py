@@ -132,13 +132,19 @@ def default_rejects_path(output: str, fmt: str) -> str:
 
 
 def checked_rows(
-    engine: Engine, chunk: Chunk, defaults: dict[str, float]
+    engine: Engine, chunk: Chunk, defaults: dict[str, float], source: str
 ) -> tuple[PreparedBatch, list[Reject]]:
     """A chunk's features as numbers, checked: the prepared rows and the rejects, in order.
 
-    ``defaults`` is ``engine.feature_defaults``, taken once per file.
+    ``defaults`` is ``engine.feature_defaults``, taken once per file; ``source`` names
+    the file in the error for a column that cannot hold numbers.
     """
-    X, problems = feature_matrix(chunk.table, engine.feature_names, defaults)
+    try:
+        X, problems = feature_matrix(chunk.table, engine.feature_names, defaults)
+    except DataFileError as exc:
+        if exc.file is not None:
+            raise
+        raise DataFileError(f"{source}: {exc}", file=source, column=exc.column) from None
     prepared = engine.prepare_batch(X)
     rows = chunk.rows
     rejects: list[Reject] = [(row, -1, "", f"the row {why}") for row, why in chunk.broken]

@@ -493,6 +493,19 @@ def test_an_empty_or_unreadable_file_exits_2_with_a_clear_message(
     assert not out.exists()
 
 
+def test_a_feature_column_of_dates_exits_2_naming_the_file_and_column(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    table = rows_table(*clean_rows(3))
+    dates = pa.array(np.array(["2026-01-01", "2026-01-02", "2026-01-03"], dtype="datetime64[us]"))
+    table = table.set_column(table.schema.get_field_index("b"), "b", dates)
+    pq.write_table(table, tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(out))
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'in.parquet'}: column 'b' holds timestamp[us] values" in result.output
+    assert not out.exists()
+
+
 def test_a_parquet_file_without_rows_exits_2(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     pq.write_table(rows_table(*clean_rows(0)), tmp_path / "in.parquet")
