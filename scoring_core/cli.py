@@ -81,7 +81,7 @@ def _config_path(config: Path | None, positional: Path | None = None) -> Path:
     path = positional or config or Path(DEFAULT_CONFIG)
     if not path.exists():
         raise click.UsageError(
-            f"no configuration at {str(path)!r}; pass one with --config FILE"
+            f"no configuration at {str(path)!r}: there is no such file"
             if config or positional
             else f"no {DEFAULT_CONFIG} in {Path.cwd()}; pass one with --config FILE"
         )

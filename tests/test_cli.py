@@ -99,6 +99,15 @@ def test_check_without_a_config_says_how_to_pass_one(
     assert "--config" in result.output
 
 
+@pytest.mark.parametrize("how", [[], ["--config"]])
+def test_check_with_a_config_file_that_does_not_exist_says_so(
+    tmp_path: Path, how: list[str]
+) -> None:
+    result = run_cli("check", *how, str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2
+    assert f"no configuration at '{tmp_path / 'nope.yaml'}': there is no such file" in result.output
+
+
 def test_plugins_lists_first_party_plugins_with_distribution_and_scorers() -> None:
     result = run_cli("plugins", "--json")
     assert result.exit_code == 0, result.output
