@@ -66,7 +66,7 @@ class _FallbackLog:
         self._suppressed: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, step: str, kind: str, reason: str, rows: int) -> None:
+    def __call__(self, step: str, kind: str, reason: str, rows: int, *, last: bool) -> None:
         key = (step, kind)
         now = time.monotonic()
         with self._lock:
@@ -76,7 +76,8 @@ class _FallbackLog:
             self._next[key] = now + self.interval_s
             suppressed = self._suppressed.pop(key, 0)
         more = f" ({suppressed} more rows since the last message)" if suppressed else ""
-        logger.warning("step %r failed for %d row(s), falling back: %s%s", step, rows, reason, more)
+        then = "no step is left to try" if last else "falling back"
+        logger.warning("step %r failed for %d row(s), %s: %s%s", step, rows, then, reason, more)
 
 
 class Chain:
@@ -388,7 +389,7 @@ class Chain:
 
     def _failed(self, step: Step, kind: str, reason: str, rows: int) -> Fallback:
         step.stats.record_failed(kind, rows)
-        self.log_fallback(step.name, kind, reason, rows)
+        self.log_fallback(step.name, kind, reason, rows, last=step is self._last)
         return Fallback(step.name, reason, kind)
 
     def _raised(self, step: Step, exc: Exception, rows: int) -> Fallback:

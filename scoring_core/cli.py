@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,12 +52,15 @@ config_option = click.option(
 
 @contextmanager
 def _errors_reported(debug: bool) -> Iterator[None]:
-    """Turn our errors into one clear line and exit code 2; hide tracebacks unless --debug."""
+    """Turn our errors into one clear line and exit code 2; hide tracebacks unless --debug.
+
+    With --debug the traceback comes first, and the exit code is the same.
+    """
     try:
         yield
     except ScoringError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
@@ -69,11 +73,9 @@ def _errors_reported(debug: bool) -> Iterator[None]:
         sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:
         if debug:
-            raise
-        click.echo(
-            f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-            err=True,
-        )
+            traceback.print_exc()
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        click.echo(f"unexpected error: {type(exc).__name__}: {exc}{hint}", err=True)
         sys.exit(EXIT_UNEXPECTED)
 
 

@@ -30,6 +30,19 @@ __all__ = [
 ]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class KeyPathError(ValueError):
+    """A check across keys that failed at ``path`` (``("chain", 1, "name")``), so the
+    error names that key and its line rather than the mapping the check runs on.
+    ``first`` is where the clashing value first appeared, when there is one."""
+
+    def __init__(self, message: str, *path: str | int, first: KeyPath | None = None) -> None:
+        super().__init__(message)
+        self.path: KeyPath = path
+        self.first = first
+
+
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 # Features travel as 32-bit floats: a bound or golden value beyond that range is a mistake.
 Float32 = Annotated[float, Field(allow_inf_nan=False, ge=-3.4e38, le=3.4e38)]
@@ -149,45 +162,60 @@ class EngineConfig(BaseModel):
     @model_validator(mode="after")
     def _check_cross_references(self) -> EngineConfig:
         if self.output_range is not None and self.output_range[0] > self.output_range[1]:
-            raise ValueError(f"output_range {list(self.output_range)} has low > high")
+            raise KeyPathError(
+                f"output_range {list(self.output_range)} has low > high", "output_range"
+            )
         names = [step.name for step in self.chain]
         if "on_exhausted" in names:
-            raise ValueError(
+            raise KeyPathError(
                 "`on_exhausted` cannot name a step: it marks the scores served by the "
-                "on_exhausted default"
+                "on_exhausted default",
+                *("chain", names.index("on_exhausted"), "name"),
             )
         if self.chain[-1].circuit_breaker is not None:
-            raise ValueError(
+            raise KeyPathError(
                 f"the last step ({self.chain[-1].name!r}) cannot have a circuit_breaker: when it "
-                "is open nothing is left to score; put breakers on the steps before it"
+                "is open nothing is left to score; put breakers on the steps before it",
+                *("chain", len(names) - 1, "circuit_breaker"),
             )
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"step names must be unique; repeated: {', '.join(duplicates)}")
-        for required in self.require:
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise KeyPathError(
+                    f"step names must be unique; {name!r} is repeated",
+                    *("chain", index, "name"),
+                    first=("chain", names.index(name), "name"),
+                )
+        for index, required in enumerate(self.require):
             if required not in names:
                 hint = did_you_mean(required, names)
-                raise ValueError(
-                    f"require names step {required!r}, which is not in the chain{hint}"
+                raise KeyPathError(
+                    f"require names step {required!r}, which is not in the chain{hint}",
+                    *("require", index),
                 )
         if isinstance(self.on_exhausted, ExhaustedDefault) and self.output_range is not None:
             low, high = self.output_range
             if not low <= self.on_exhausted.score <= high:
-                raise ValueError(
-                    f"on_exhausted score {self.on_exhausted.score} is outside output_range"
+                raise KeyPathError(
+                    f"on_exhausted score {self.on_exhausted.score} is outside output_range "
+                    f"[{low:g}, {high:g}]",
+                    *("on_exhausted", "score"),
                 )
         if isinstance(self.features, list):
-            check_unique_features(self.features)
+            check_unique_features(self.features, ("features",))
         return self
 
 
-def check_unique_features(features: Sequence[FeatureSpec]) -> None:
-    """Raise ValueError when two features share a name."""
-    seen: set[str] = set()
-    for feature in features:
-        if feature.name in seen:
-            raise ValueError(f"feature {feature.name!r} is listed twice")
-        seen.add(feature.name)
+def check_unique_features(features: Sequence[FeatureSpec], at: KeyPath = ()) -> None:
+    """Raise :class:`KeyPathError` when two features share a name (``at``: the list's path)."""
+    first: dict[str, int] = {}
+    for index, feature in enumerate(features):
+        if feature.name in first:
+            raise KeyPathError(
+                f"feature {feature.name!r} is listed twice",
+                *(*at, index, "name"),
+                first=(*at, first[feature.name], "name"),
+            )
+        first[feature.name] = index
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
@@ -313,6 +341,10 @@ def validation_to_config_error(
     for error in exc.errors():
         raw_loc = tuple(error.get("loc", ()))
         loc = _clean_loc(raw_loc, data)
+        at = (error.get("ctx") or {}).get("error")
+        if isinstance(at, KeyPathError):  # a check across keys: the key at fault
+            loc = (*loc, *at.path)
+            error = {**error, "msg": _with_first_line(str(at), at, source, prefix)}
         key = loc[-1] if loc else None
         parent = loc[:-1] if error.get("type") == "extra_forbidden" else loc
         known = _known_keys(root_type, parent) if error.get("type") == "extra_forbidden" else None
@@ -371,9 +403,26 @@ def load_feature_file(path: Path) -> list[FeatureSpec]:
         raise validation_to_config_error(
             exc, root_type=list[FeatureSpec], data=source.data, source=source
         ) from None
-    except ValueError as exc:
-        raise ConfigError(str(exc), file=source.file) from None
+    except KeyPathError as exc:
+        raise ConfigError(
+            _with_first_line(str(exc), exc, source),
+            key_path=format_path(exc.path) or None,
+            file=source.file,
+            line=source.line_of(exc.path),
+        ) from None
     return features
+
+
+def _with_first_line(
+    message: str, at: KeyPathError, source: LoadedYaml | None, prefix: KeyPath = ()
+) -> str:
+    """``message``, plus where the clashing value first appeared when known."""
+    if at.first is None:
+        return message
+    first = (*prefix, *at.first)
+    line = source.line_of(first) if source is not None else None
+    where = f"line {line}" if line else format_path(first)
+    return f"{message} (first at {where})"
 
 
 def validate_options(

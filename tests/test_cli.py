@@ -90,6 +90,14 @@ def test_check_with_a_bad_config_exits_2_without_a_traceback(tmp_path: Path) -> 
     assert "Traceback" not in result.output
 
 
+def test_debug_adds_the_traceback_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    config = project(tmp_path, "  - {name: formula, scorer: maen}\n")
+    result = run_cli("--debug", "check", str(config))
+    assert result.exit_code == 2  # a bad configuration, as without --debug
+    assert "Traceback" in result.output
+    assert "did you mean 'mean'" in result.output
+
+
 def test_check_without_a_config_says_how_to_pass_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -152,6 +152,62 @@ def test_require_must_name_a_step(tmp_path: Path) -> None:
         build(tmp_path, VALID + "require: [firts]\n")
 
 
+@pytest.mark.parametrize(
+    ("change", "key_path", "line", "message"),
+    [
+        (
+            ("name: second", "name: first"),
+            "chain[1].name",
+            9,
+            "'first' is repeated (first at line 6)",
+        ),
+        (("output_range: [0, 1]", "output_range: [1, 0]"), "output_range", 4, "low > high"),
+        (("name: second", "name: on_exhausted"), "chain[1].name", 9, "cannot name a step"),
+        ((VALID, VALID + "require: [first, scond]\n"), "require[1]", 11, "did you mean 'second'"),
+        ((VALID, VALID + "on_exhausted: {score: 2}\n"), "on_exhausted.score", 11, "outside"),
+        (
+            ("  - {name: b, min: 0, max: 1}", "  - {name: a}"),
+            "features[1].name",
+            3,
+            "(first at line 2)",
+        ),
+        (
+            ("    scorer: mean\n", "    scorer: mean\n    circuit_breaker: {}\n"),
+            "chain[1].circuit_breaker",
+            11,
+            "cannot have a circuit_breaker",
+        ),
+    ],
+    ids=[
+        "repeated step",
+        "output_range",
+        "on_exhausted step",
+        "require",
+        "default",
+        "feature",
+        "breaker",
+    ],
+)
+def test_a_check_across_keys_names_the_key_at_fault_and_its_line(
+    tmp_path: Path, change: tuple[str, str], key_path: str, line: int, message: str
+) -> None:
+    assert change[0] in VALID
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, VALID.replace(*change))
+    assert (info.value.key_path, info.value.line) == (key_path, line)
+    assert message in str(info.value)
+
+
+def test_a_feature_listed_twice_in_a_feature_file_gives_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "features.yaml").write_text(
+        "- {name: x, min: 0, max: 1}\n- {name: y}\n- {name: x, min: 0, max: 1}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, "features: features.yaml\nchain:\n  - {name: m, scorer: mean}\n")
+    assert (info.value.file, info.value.line) == (str(tmp_path / "features.yaml"), 3)
+    assert "feature 'x' is listed twice (first at line 1)" in str(info.value)
+
+
 def test_feature_range_must_be_ordered(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         build(tmp_path, VALID.replace("{name: b, min: 0, max: 1}", "{name: b, min: 2, max: 1}"))

@@ -63,6 +63,23 @@ def test_fallback_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture) ->
     assert "backend exploded" in fallback_logs[0].getMessage()
 
 
+def test_the_last_step_failing_does_not_claim_to_fall_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chain = [{"name": "model", "scorer": "raising"}, {"name": "formula", "scorer": "raising"}]
+    with (
+        caplog.at_level(logging.WARNING, logger="scoring_core"),
+        engine_for(chain, plugins=[PLUGIN], on_exhausted={"score": 0.5}) as engine,
+    ):
+        assert engine.score([0.5] * 5).scorer == "on_exhausted"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("step 'model' failed for 1 row(s), falling back:") for m in messages)
+    assert any(
+        m.startswith("step 'formula' failed for 1 row(s), no step is left to try:")
+        for m in messages
+    )
+
+
 def test_rejected_rows_are_counted() -> None:
     with engine_for(CHAIN, plugins=[PLUGIN]) as engine:
         with pytest.raises(InputError, match="outside"):
