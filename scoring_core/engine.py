@@ -154,9 +154,10 @@ class Engine:
         path = path if path.is_absolute() else self.base_dir / path
         if not path.is_file():
             what = "is not a regular file" if path.exists() else "does not exist"
+            folder = "the configuration file's folder" if self.config_file else "base_dir"
             raise self._config_error(
-                f"the feature file {str(path)!r} {what}; the path is relative to the "
-                "configuration file's folder",
+                f"the feature file {str(path)!r} {what}; a relative path resolves against "
+                f"{folder} ({self.base_dir})",
                 ("features",),
             )
         return load_feature_file(path)

@@ -246,6 +246,15 @@ def test_missing_feature_file_points_at_the_features_key(tmp_path: Path) -> None
     assert "nowhere.yaml" in str(info.value)
 
 
+def test_a_missing_feature_file_from_config_names_base_dir(tmp_path: Path) -> None:
+    chain = [{"name": "m", "scorer": "mean"}]
+    with pytest.raises(ConfigError) as info:
+        Engine.from_config(
+            {"features": "nowhere.yaml", "chain": chain}, base_dir=tmp_path, plugins=[PLUGIN]
+        )
+    assert f"resolves against base_dir ({tmp_path})" in str(info.value)
+
+
 def test_from_config_takes_the_same_schema_without_lines(tmp_path: Path) -> None:
     mapping = {
         "features": [{"name": "a"}],

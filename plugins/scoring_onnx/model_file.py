@@ -126,7 +126,8 @@ def _check_size(path: Path, max_bytes: int) -> int:
     if not path.exists():
         raise OnnxLoadError(
             f"model file not found: {path}. Check `model:` in the step's options (a relative "
-            "path resolves against the YAML file's folder), or produce the model first.",
+            "path resolves against the YAML file's folder, or base_dir for "
+            "Engine.from_config), or produce the model first.",
             path=path,
         )
     if not path.is_file():
