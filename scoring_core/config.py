@@ -313,6 +313,14 @@ def _clean_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
     return tuple(out)
 
 
+# Plain words for what a key takes, where pydantic's would quote a pattern or a type.
+_EXPECTED = {
+    "on_exhausted": "`raise`, or `{score: X}` to serve X when every step fails",
+    "name": "letters, digits, `_`, `.` and `-` only",
+    "chain": "a list of steps, at least one",
+}
+
+
 def _message(error: Mapping[str, Any], known: list[str] | None, key: str | int | None) -> str:
     kind = error.get("type", "")
     if kind == "extra_forbidden" and isinstance(key, str):
@@ -320,6 +328,14 @@ def _message(error: Mapping[str, Any], known: list[str] | None, key: str | int |
         return f"unknown key{hint}"
     if kind == "missing":
         return "this key is required"
+    expected = _EXPECTED.get(key) if isinstance(key, str) else None
+    given = error.get("input")
+    if expected and kind in ("literal_error", "string_pattern_mismatch", "too_short", "list_type"):
+        hint = did_you_mean(given, ["raise"]) if key == "on_exhausted" and given else ""
+        if hint.startswith("; known"):
+            hint = ""
+        shown = "nothing" if given is None else f"{given!r}"
+        return f"is {shown}; expected {expected}{hint}"
     msg = str(error.get("msg", "invalid value"))
     return msg.removeprefix("Value error, ")
 
@@ -338,7 +354,9 @@ def validation_to_config_error(
     ``prefix`` is where ``data`` sits inside the YAML document (``chain[0].options``).
     """
     rendered: list[tuple[str, int | None, str]] = []
-    for error in exc.errors():
+    # An unknown key first: its did-you-mean explains the missing key beside it.
+    errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+    for error in errors:
         raw_loc = tuple(error.get("loc", ()))
         loc = _clean_loc(raw_loc, data)
         at = (error.get("ctx") or {}).get("error")

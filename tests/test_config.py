@@ -198,6 +198,33 @@ def test_a_check_across_keys_names_the_key_at_fault_and_its_line(
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("name: second", "name: my second"), "chain[1].name: is 'my second'; expected letters"),
+        ((VALID, VALID + "on_exhausted: rase\n"), "or `{score: X}` to serve X when every step"),
+        ((VALID, VALID + "on_exhausted: rase\n"), "did you mean 'raise'?"),
+        (
+            (VALID.split("chain:")[1], " []\n"),
+            "chain: is []; expected a list of steps, at least one",
+        ),
+        (
+            ("    scorer: mean", "    scorrer: mean"),
+            "chain[1].scorrer: unknown key; did you mean 'scorer'? (and 1 more: chain[1].scorer",
+        ),
+    ],
+    ids=["step name", "on_exhausted form", "on_exhausted typo", "empty chain", "typo first"],
+)
+def test_config_errors_say_what_the_key_takes_in_plain_words(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    assert change[0] in VALID
+    with pytest.raises(ConfigError) as info:
+        build(tmp_path, VALID.replace(*change))
+    assert message in str(info.value)
+    assert "should" not in str(info.value)  # no pydantic wording left
+
+
 def test_a_feature_listed_twice_in_a_feature_file_gives_both_lines(tmp_path: Path) -> None:
     (tmp_path / "features.yaml").write_text(
         "- {name: x, min: 0, max: 1}\n- {name: y}\n- {name: x, min: 0, max: 1}\n"
