@@ -331,7 +331,9 @@ def _message(error: Mapping[str, Any], known: list[str] | None, key: str | int |
     expected = _EXPECTED.get(key) if isinstance(key, str) else None
     given = error.get("input")
     if expected and kind in ("literal_error", "string_pattern_mismatch", "too_short", "list_type"):
-        hint = did_you_mean(given, ["raise"]) if key == "on_exhausted" and given else ""
+        hint = ""
+        if key == "on_exhausted" and isinstance(given, str) and given:
+            hint = did_you_mean(given, ["raise"])
         if hint.startswith("; known"):
             hint = ""
         shown = "nothing" if given is None else f"{given!r}"
