@@ -272,7 +272,15 @@ class Engine:
             self._count_rejected(len(prepared.errors))
             first = prepared.errors[0]
             if len(prepared.errors) > 1:
-                more = f" ({len(prepared.errors) - 1} more bad row(s); nothing was scored)"
+                others = [e.row for e in prepared.errors[1:] if e.row is not None]
+                listed = ", ".join(str(r) for r in others[:10]) + (
+                    ", ..." if len(others) > 10 else ""
+                )
+                rows_text = f": row(s) {listed}" if others else ""
+                more = (
+                    f" ({len(prepared.errors) - 1} more bad row(s){rows_text}; nothing was "
+                    "scored; engine.prepare_batch(rows).errors lists each one)"
+                )
                 if first.row is None:
                     raise InputError(f"{first}{more}", feature=first.feature)
                 raise InputError.for_row(first.row, first.reason + more, feature=first.feature)

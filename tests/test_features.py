@@ -129,7 +129,8 @@ def test_batch_error_names_the_row_and_scores_nothing() -> None:
         assert built(e, "m").calls == 0
     assert info.value.row == 6
     assert info.value.feature == "c"
-    assert "1 more bad row" in str(info.value)
+    assert "1 more bad row(s): row(s) 8; nothing was scored" in str(info.value)
+    assert "prepare_batch(rows).errors" in str(info.value)  # where to see every one
 
 
 def test_prepare_batch_sorts_good_rows_from_bad_ones() -> None:
