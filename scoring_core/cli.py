@@ -182,7 +182,10 @@ def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_j
 )
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
-    """List plugins: distribution, version, scorers, hooks and load errors."""
+    """List plugins: distribution, version, scorers, hooks and load errors.
+
+    Exit 1 when a plugin failed to load.
+    """
     from scoring_core.plugins import PluginHost
 
     with _errors_reported(_debug(ctx)):
@@ -198,13 +201,12 @@ def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
             base_dir = config.resolve().parent
         host = PluginHost(config_plugins=local, disabled=disabled, base_dir=base_dir)
     infos = [p.as_dict() for p in host.plugins]
+    failed = [info["name"] for info in infos if info["error"]]
     if as_json:
         click.echo(json.dumps({"plugins": infos}, indent=2))
-        return
-    if not infos:
+    elif not infos:
         click.echo("no plugins loaded (is SCORING_LOAD_PLUGINS set to ''?)")
-        return
-    for info in infos:
+    for info in [] if as_json else infos:
         dist = f"{info['distribution']} {info['version']}" if info["distribution"] else "local"
         click.echo(f"{info['name']}  [{dist}] ({info['source']})")
         if info["error"]:
@@ -212,6 +214,10 @@ def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
             continue
         click.echo(f"    scorers: {', '.join(info['scorers']) or '-'}")
         click.echo(f"    hooks:   {', '.join(info['hooks']) or '-'}")
+    if failed:
+        if not as_json:
+            click.echo(f"{len(failed)} plugin(s) failed to load: {', '.join(failed)}", err=True)
+        sys.exit(EXIT_PROBLEM)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -131,10 +131,12 @@ def test_plugins_shows_import_errors(tmp_path: Path) -> None:
     text = config.read_text().replace(f"[{PLUGIN_FILE}]", f"[{PLUGIN_FILE}, nowhere.py]")
     config.write_text(text)
     result = run_cli("plugins", "--config", str(config))
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # a plugin failed to load
     assert "nowhere.py" in result.output
     assert "ERROR" in result.output
     assert "scorers: mean, broken" in result.output
+    assert "1 plugin(s) failed to load: nowhere" in result.output
+    assert run_cli("plugins", "--config", str(config), "--json").exit_code == 1
 
 
 # -- the process the command runs in ------------------------------------------------------------

@@ -430,6 +430,7 @@ def test_the_tutorials_misspelt_hook_output_is_real(tutorial_plugin: Path) -> No
     [listing] = console_blocks_after("**`unknown hook 'scoring_register_scorer'`.**")
     env = {"SCORING_LOAD_PLUGINS": "onnx,rules,weighted"}
     plugins = run_in(tutorial_plugin, "-m", "scoring_core", "plugins", **env)
-    assert plugins.returncode == 0
+    assert plugins.returncode == 1  # a plugin failed to load
+    assert plugins.stderr.endswith("\n1 plugin(s) failed to load: weighted\n")
     shown = listing.replace("/home/you/scoring-weighted", str(tutorial_plugin))
     assert plugins.stdout.endswith(shown)
