@@ -37,6 +37,7 @@ EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 EXIT_UNEXPECTED = 3
+EXIT_INTERRUPTED = 130  # what a shell reports for a command Ctrl-C stopped (128 + SIGINT)
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command SIGPIPE stopped (128 + 13)
 DEFAULT_CONFIG = "scoring.yaml"
 
@@ -63,8 +64,11 @@ def _errors_reported(debug: bool) -> Iterator[None]:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+    except (click.exceptions.Exit, click.ClickException, SystemExit):
         raise
+    except KeyboardInterrupt:
+        click.echo("interrupted (Ctrl-C): no output file is left behind", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         # Whoever reads standard output stopped early (`| head`): stop quietly, as Unix
         # tools do, and point standard output at nothing so the exit's flush cannot fail.

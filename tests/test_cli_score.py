@@ -694,3 +694,38 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path: Path, fmt: str
         stderr = run.stderr.read().decode()
     assert run.returncode == 141, stderr  # as a shell reports a command stopped by SIGPIPE
     assert "error" not in stderr
+
+
+INTERRUPTING_CLASS = """
+class Interrupting:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        import os, signal
+
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C in the terminal would
+        return X.mean(axis=1)
+"""
+
+
+def test_ctrl_c_exits_130_and_leaves_no_output_behind(tmp_path: Path) -> None:
+    plugin = plugin_source(INTERRUPTING_CLASS, register={"interrupting": "Interrupting"})
+    config = write_project(tmp_path, plugin, FEATURES, "  - {name: only, scorer: interrupting}\n")
+    pq.write_table(rows_table(*clean_rows(50)), tmp_path / "in.parquet")
+    command = [sys.executable, "-m", "scoring_core", "score", "in.parquet", "-o", "out.parquet"]
+    done = subprocess.run(
+        [*command, "--workers", "1", "--config", str(config)],
+        cwd=tmp_path,
+        env={**os.environ, "SCORING_LOAD_PLUGINS": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 130, done.stderr
+    assert "interrupted (Ctrl-C): no output file is left behind" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.parquet",
+        "myplugin.py",
+        "scoring.yaml",
+    ]
