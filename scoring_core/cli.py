@@ -67,12 +67,12 @@ def _errors_reported(debug: bool) -> Iterator[None]:
     except (click.exceptions.Exit, click.ClickException, SystemExit):
         raise
     except KeyboardInterrupt:
-        click.echo("interrupted (Ctrl-C): no output file is left behind", err=True)
+        click.echo("interrupted (Ctrl-C): files it was writing are removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         # Whoever reads standard output stopped early (`| head`): stop quietly, as Unix
         # tools do, and point standard output at nothing so the exit's flush cannot fail.
-        with contextlib.suppress(OSError, ValueError):  # not a real file: click's test runner
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # no real stdout
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:

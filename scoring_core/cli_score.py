@@ -14,6 +14,7 @@ summary, is in :mod:`scoring_core.score_report`.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -138,10 +139,10 @@ def score_command(
         rejects=rejects_path or default_rejects_path(output, out_format),
         rejects_always=rejects_path is not None or output != STDIO,
     )
-    if output != STDIO and Path(target.rejects).resolve() == Path(output).resolve():
-        raise click.UsageError("--rejects must name another file than the output")
     check_target(output, what="output", source=input_path)
     check_target(target.rejects, what="rejects file", source=input_path)
+    if output != STDIO and os.path.abspath(target.rejects) == os.path.abspath(output):
+        raise click.UsageError("--rejects must name another file than the output")
     started = time.perf_counter()
     with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
         loaded = time.perf_counter()

@@ -358,6 +358,7 @@ def compare_command(
         steps = [StepScores(name) for name in engine.step_names]
         labels: list[Floats] = []
         label_example: Any = None  # the first value that is not a number
+        label_numbers = False  # any number in the label column, rejected rows included
         rows_in = rejected = 0
         for chunk in reader.chunks(
             [*engine.feature_names, *([label] if label else [])], chunk_rows
@@ -371,12 +372,14 @@ def compare_command(
             if label is not None:
                 with np.errstate(invalid="ignore"):
                     values, _, bad = column_numbers(chunk.table.column(label), label)
-                labels.append(np.asarray(values, dtype=np.float64)[prepared.rows])
+                values = np.asarray(values, dtype=np.float64)
+                label_numbers = label_numbers or bool(np.isfinite(values).any())
+                labels.append(values[prepared.rows])
                 if bad and label_example is None:
                     label_example = chunk.table.column(label)[bad[0][0]].as_py()
         if rows_in == 0:
             raise DataFileError(f"{reader.name} has no rows to compare")
-        if labels and not np.isfinite(np.concatenate(labels)).any():
+        if label is not None and not label_numbers:
             example = (
                 f" (such as {label_example!r})"
                 if label_example is not None

@@ -313,22 +313,29 @@ def _clean_loc(loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
     return tuple(out)
 
 
-# Plain words for what a key takes, where pydantic's would quote a pattern or a type.
-_EXPECTED = {
-    "on_exhausted": "`raise`, or `{score: X}` to serve X when every step fails",
-    "name": "letters, digits, `_`, `.` and `-` only",
-    "chain": "a list of steps, at least one",
-}
+def _expected(root_type: Any, loc: Sequence[str | int]) -> str | None:
+    """Plain words for what a key of the configuration itself takes, where pydantic's
+    would quote a pattern or a type (a plugin's options keep pydantic's words)."""
+    if root_type is not EngineConfig:
+        return None
+    if tuple(loc) == ("on_exhausted",):
+        return "`raise`, or `{score: X}` to serve X when every step fails"
+    if tuple(loc) == ("chain",):
+        return "a list of steps, at least one"
+    if len(loc) == 3 and loc[0] == "chain" and isinstance(loc[1], int) and loc[2] == "name":
+        return "letters, digits, `_`, `.` and `-` only"
+    return None
 
 
-def _message(error: Mapping[str, Any], known: list[str] | None, key: str | int | None) -> str:
+def _message(
+    error: Mapping[str, Any], known: list[str] | None, key: str | int | None, expected: str | None
+) -> str:
     kind = error.get("type", "")
     if kind == "extra_forbidden" and isinstance(key, str):
         hint = did_you_mean(key, known or [])
         return f"unknown key{hint}"
     if kind == "missing":
         return "this key is required"
-    expected = _EXPECTED.get(key) if isinstance(key, str) else None
     given = error.get("input")
     if expected and kind in ("literal_error", "string_pattern_mismatch", "too_short", "list_type"):
         hint = ""
@@ -373,7 +380,8 @@ def validation_to_config_error(
         path_text = format_path(full)
         if any(seen == path_text for seen, _, _ in rendered):
             continue  # the other members of a union failing on the same key add only noise
-        rendered.append((path_text, line, _message(error, known, key)))
+        expected = _expected(root_type, loc) if not prefix else None
+        rendered.append((path_text, line, _message(error, known, key, expected)))
     first_path, first_line, first_msg = rendered[0]
     message = first_msg
     if len(rendered) > 1:

@@ -194,6 +194,17 @@ def test_a_label_column_without_numbers_exits_2_with_an_example(tmp_path: Path) 
     assert "the label column 'outcome' holds no numbers (such as 'yes')" in result.output
 
 
+def test_a_label_whose_numbers_are_all_on_rejected_rows_is_not_called_empty(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, ("mean", "first"))
+    # row 1 is fine but has no label; rows 2 and 3 (out of range, not a number) are rejected
+    (tmp_path / "rows.csv").write_text("id,a,b,c,y\n1,0.1,0.2,0.3,\n2,5,0.2,0.3,1\n3,x,0.2,0.3,0\n")
+    report = compare_json(config, tmp_path / "rows.csv", "--label", "y")
+    assert report["rows"] == {"in": 3, "compared": 1, "rejected": 2}
+    assert report["steps"][0]["label_rows"] == 0
+
+
 def test_the_report_with_a_label_fits_80_columns_uncut(tmp_path: Path) -> None:
     config = write_config(tmp_path, ("mean", "first"))
     X = data()

@@ -619,6 +619,34 @@ def test_no_file_the_run_writes_can_be_the_input(
     assert source.read_text() == "id,a,b,c,d,e\nr1,0.1,0.2,0.3,0.4,0.5\n"  # untouched
 
 
+def test_standard_input_redirected_from_the_output_file_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    source = tmp_path / "in.csv"
+    source.write_text("id,a,b,c,d,e\nr1,0.1,0.2,0.3,0.4,0.5\n")
+    command = [sys.executable, "-m", "scoring_core", "score", "-", "--format", "csv"]
+    with open(source, "rb") as stdin:  # `scoring score - -o in.csv < in.csv`
+        done = subprocess.run(
+            [*command, "-o", str(source), "--config", str(config)],
+            stdin=stdin,
+            env={**os.environ, "SCORING_LOAD_PLUGINS": ""},
+            capture_output=True,
+            text=True,
+        )
+    assert done.returncode == 2
+    assert "it is the input file" in done.stderr
+    assert source.read_text() == "id,a,b,c,d,e\nr1,0.1,0.2,0.3,0.4,0.5\n"
+
+
+def test_an_output_path_the_system_cannot_follow_exits_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    pq.write_table(rows_table(*clean_rows(2)), tmp_path / "in.parquet")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(loop / "out.csv"))
+    assert result.exit_code == 2, result.output
+    assert f"cannot write the output to {loop / 'out.csv'}" in result.output
+
+
 def test_an_output_in_a_folder_that_cannot_take_it_exits_2_before_scoring(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     pq.write_table(rows_table(*clean_rows(2)), tmp_path / "in.parquet")
@@ -722,7 +750,7 @@ def test_ctrl_c_exits_130_and_leaves_no_output_behind(tmp_path: Path) -> None:
         text=True,
     )
     assert done.returncode == 130, done.stderr
-    assert "interrupted (Ctrl-C): no output file is left behind" in done.stderr
+    assert "interrupted (Ctrl-C): files it was writing are removed" in done.stderr
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "in.parquet",

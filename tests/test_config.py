@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict
@@ -223,6 +224,23 @@ def test_config_errors_say_what_the_key_takes_in_plain_words(
         build(tmp_path, VALID.replace(*change))
     assert message in str(info.value)
     assert "should" not in str(info.value)  # no pydantic wording left
+
+
+class SizedOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["small", "large"] = "small"
+    chain: list[int] = []
+
+
+def test_a_plugins_options_keep_their_own_wording(tmp_path: Path) -> None:
+    plugin = scorer_plugin("sized", ConstantScorer, options=SizedOptions)
+    text = (
+        "features:\n  - {name: a}\nchain:\n  - {name: s, scorer: sized, options: {name: medium}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        Engine.from_yaml(write(tmp_path, text), plugins=[plugin])
+    assert "'small' or 'large'" in str(info.value)  # not the words for a step's name
+    assert "letters, digits" not in str(info.value)
 
 
 def test_a_feature_listed_twice_in_a_feature_file_gives_both_lines(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -58,27 +60,46 @@ def require_pyarrow() -> None:
 def check_target(path: str, *, what: str, source: str) -> None:
     """Refuse, before any work, to write ``what`` to ``path`` where it cannot or must not go.
 
-    A folder, a folder that does not exist, and the input file ``source`` itself (which
-    the run would replace with its output) are refused with the reason.
+    A folder, a folder that does not exist, and the input ``source`` itself (a path, or
+    standard input redirected from that file), which the run would replace with its
+    output, are refused with the reason; so is a path the system cannot look at.
     """
     if path == STDIO:
         return
-    target = Path(path)
-    if target.is_dir():
-        raise DataFileError(f"cannot write the {what} to {path}: it is a folder; name a file")
-    folder = target.resolve().parent
-    if not folder.is_dir():
-        raise DataFileError(f"cannot write the {what} to {path}: there is no folder {folder}")
     try:
-        same = source != STDIO and target.exists() and target.samefile(source)
-    except OSError:
-        same = False
+        same = _check_target(Path(path), source)
+    except DataFileError as exc:
+        raise DataFileError(f"cannot write the {what} to {path}: {exc}", file=path) from None
+    except (OSError, RuntimeError) as exc:  # no permission to look; a symlink loop
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DataFileError(f"cannot write the {what} to {path}: {reason}", file=path) from None
     if same:
+        choose = "; choose it with --rejects" if what == "rejects file" else ""
         raise DataFileError(
             f"cannot write the {what} to {path}: it is the input file, which the run would "
-            "replace; name another file",
+            f"replace; name another file{choose}",
             file=path,
         )
+
+
+def _check_target(target: Path, source: str) -> bool:
+    """Raise DataFileError (the reason alone) for a folder or a missing folder; True when
+    ``target`` is the input ``source``."""
+    if target.is_dir():
+        raise DataFileError("it is a folder; name a file")
+    # The file is written next to ``target`` and renamed onto it: its own folder counts
+    # (not a symlink's destination).
+    folder = Path(os.path.abspath(target)).parent
+    if not folder.is_dir():
+        raise DataFileError(f"there is no folder {folder}")
+    if not target.exists():
+        return False
+    if source != STDIO:
+        return target.samefile(source)
+    try:  # standard input redirected from the file (`- -o in.csv < in.csv`)
+        return os.path.samestat(os.fstat(sys.stdin.fileno()), target.stat())
+    except (AttributeError, OSError, ValueError):  # no real standard input
+        return False
 
 
 def display_name(path: str) -> str:
