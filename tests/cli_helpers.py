@@ -2,13 +2,19 @@
 
 A test module builds its plugin with :func:`plugin_source` from the shared scorer classes
 here (``Mean``, ``Flaky``) and the classes only its own tests need, then writes it next to a
-config with :func:`write_project` and runs ``scoring`` through click with :func:`run_cli`.
+config with :func:`write_project` and runs ``scoring`` through click with :func:`run_cli`,
+or as a process of its own with :func:`run_process` (for what only a real process shows:
+signals, pipes, logging, its environment).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from click.testing import CliRunner, Result
 
@@ -20,6 +26,7 @@ __all__ = [
     "PLUGIN_FILE",
     "plugin_source",
     "run_cli",
+    "run_process",
     "write_project",
 ]
 
@@ -93,3 +100,22 @@ def write_project(
 def run_cli(*args: str, stdin: bytes | None = None) -> Result:
     """``scoring *args`` through click's CliRunner, with ``stdin`` as its input."""
     return CliRunner().invoke(cli, list(args), input=stdin)
+
+
+def run_process(
+    cwd: Path, *args: str, stdin: IO[Any] | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m scoring_core *args`` in ``cwd``, no installed plugins, output captured.
+
+    ``env`` replaces the environment (``SCORING_LOAD_PLUGINS`` is still set to nothing).
+    """
+    environment = {**(os.environ if env is None else env), "SCORING_LOAD_PLUGINS": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "scoring_core", *args],
+        cwd=cwd,
+        env=environment,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

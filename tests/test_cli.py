@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import MEAN_CLASS, PLUGIN_FILE, plugin_source, run_cli, write_project
+from cli_helpers import MEAN_CLASS, PLUGIN_FILE, plugin_source, run_cli, run_process, write_project
 
 from scoring_core import process
 
@@ -56,13 +56,8 @@ def test_score_says_once_why_a_step_is_unavailable_and_marks_rows_briefly(
         tmp_path, "  - {name: model, scorer: broken}\n  - {name: formula, scorer: mean}\n"
     )
     (tmp_path / "in.csv").write_text("id,a,b\nx,0.2,0.4\ny,0.6,0.8\n")
-    command = [sys.executable, "-m", "scoring_core", *verbose, "score", "in.csv", "-o", "out.csv"]
-    done = subprocess.run(
-        [*command, "--config", str(config)],
-        cwd=tmp_path,
-        env={**os.environ, "SCORING_LOAD_PLUGINS": ""},
-        capture_output=True,
-        text=True,
+    done = run_process(
+        tmp_path, *verbose, "score", "in.csv", "-o", "out.csv", "--config", str(config)
     )
     assert done.returncode == 0, done.stderr
     assert "warning: step 'model' is unavailable (FileNotFoundError: models/missing" in done.stderr
@@ -171,11 +166,8 @@ def seen_while_scoring(tmp_path: Path, **chosen: str) -> dict[str, Any]:
     config = write_project(tmp_path, plugin, ["a", "b"], "  - {name: only, scorer: mean}\n")
     (tmp_path / "in.csv").write_text("id,a,b\nx,0.2,0.4\n")
     env = {k: v for k, v in os.environ.items() if k not in (*_CHOICES, "OMP_NUM_THREADS")}
-    env.update(SCORING_LOAD_PLUGINS="", **chosen)
-    command = [sys.executable, "-m", "scoring_core", "score", "in.csv", "-o", "out.csv"]
-    done = subprocess.run(
-        [*command, "--config", str(config)], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    args = ("score", "in.csv", "-o", "out.csv", "--config", str(config))
+    done = run_process(tmp_path, *args, env={**env, **chosen})
     assert done.returncode == 0, done.stderr
     assert "Unsupported backend" not in done.stderr
     seen: dict[str, Any] = json.loads((tmp_path / "process.json").read_text())

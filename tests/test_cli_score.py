@@ -19,7 +19,14 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from cli_helpers import FLAKY_CLASS, MEAN_CLASS, plugin_source, run_cli, write_project
+from cli_helpers import (
+    FLAKY_CLASS,
+    MEAN_CLASS,
+    plugin_source,
+    run_cli,
+    run_process,
+    write_project,
+)
 from click.testing import Result
 
 from scoring_core.table_io import writers
@@ -623,15 +630,9 @@ def test_standard_input_redirected_from_the_output_file_is_refused(tmp_path: Pat
     config = write_config(tmp_path)
     source = tmp_path / "in.csv"
     source.write_text("id,a,b,c,d,e\nr1,0.1,0.2,0.3,0.4,0.5\n")
-    command = [sys.executable, "-m", "scoring_core", "score", "-", "--format", "csv"]
+    args = ("score", "-", "--format", "csv", "-o", str(source), "--config", str(config))
     with open(source, "rb") as stdin:  # `scoring score - -o in.csv < in.csv`
-        done = subprocess.run(
-            [*command, "-o", str(source), "--config", str(config)],
-            stdin=stdin,
-            env={**os.environ, "SCORING_LOAD_PLUGINS": ""},
-            capture_output=True,
-            text=True,
-        )
+        done = run_process(tmp_path, *args, stdin=stdin)
     assert done.returncode == 2
     assert "it is the input file" in done.stderr
     assert source.read_text() == "id,a,b,c,d,e\nr1,0.1,0.2,0.3,0.4,0.5\n"
@@ -741,14 +742,8 @@ def test_ctrl_c_exits_130_and_leaves_no_output_behind(tmp_path: Path) -> None:
     plugin = plugin_source(INTERRUPTING_CLASS, register={"interrupting": "Interrupting"})
     config = write_project(tmp_path, plugin, FEATURES, "  - {name: only, scorer: interrupting}\n")
     pq.write_table(rows_table(*clean_rows(50)), tmp_path / "in.parquet")
-    command = [sys.executable, "-m", "scoring_core", "score", "in.parquet", "-o", "out.parquet"]
-    done = subprocess.run(
-        [*command, "--workers", "1", "--config", str(config)],
-        cwd=tmp_path,
-        env={**os.environ, "SCORING_LOAD_PLUGINS": ""},
-        capture_output=True,
-        text=True,
-    )
+    args = ("score", "in.parquet", "-o", "out.parquet", "--workers", "1")
+    done = run_process(tmp_path, *args, "--config", str(config))
     assert done.returncode == 130, done.stderr
     assert "interrupted (Ctrl-C): files it was writing are removed" in done.stderr
     assert "Traceback" not in done.stderr
