@@ -149,7 +149,8 @@ def score_command(
         process.startup_done()
         warn_unavailable(engine)
         show = progress if progress is not None else sys.stderr.isatty()
-        bar = ProgressBar(show, reader, f"scoring {display_name(input_path)}")
+        label = display_name(input_path if input_path == STDIO else Path(input_path).name)
+        bar = ProgressBar(show, reader, label)
         try:
             counts = run_score(
                 engine,

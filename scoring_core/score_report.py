@@ -35,6 +35,10 @@ def warn_unavailable(engine: Engine, then: str = "its rows go to the next step")
             )
 
 
+# The bar (12), "10,000,000 rows  1,234,567 rows/s" (33), the ETA (7) and the gaps (3).
+_BAR_PARTS_WIDTH = 55
+
+
 class ProgressBar:
     """A rich progress bar on stderr: rows, rows/s, and the ETA when the size is known."""
 
@@ -48,12 +52,17 @@ class ProgressBar:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
         except ImportError:  # rich is optional: no bar then
             return
+        console = Console(stderr=True)
+        # The counts, the rate and the ETA take up to 55 columns with the bar; the file's
+        # name gets what is left, keeping its end ("…week_of_2026_11_23.csv").
+        room = max(console.width - _BAR_PARTS_WIDTH, 8)
+        label = label if len(label) <= room else "…" + label[len(label) - room + 1 :]
         self._bar = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=12),
             TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]} rows/s"),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=console,
             transient=True,
         )
         total = reader.progress(0)[1]

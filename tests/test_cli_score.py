@@ -752,3 +752,59 @@ def test_ctrl_c_exits_130_and_leaves_no_output_behind(tmp_path: Path) -> None:
         "myplugin.py",
         "scoring.yaml",
     ]
+
+
+SLOW_MEAN_CLASS = """
+class SlowMean:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        import time
+
+        time.sleep(0.005)  # a run long enough for the bar to redraw a few times
+        return X.mean(axis=1)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal (pty)")
+def test_a_terminal_gets_a_progress_bar_with_rate_and_eta_and_a_pipe_does_not(
+    tmp_path: Path,
+) -> None:
+    import pty
+
+    plugin = plugin_source(SLOW_MEAN_CLASS, register={"slow": "SlowMean"})
+    config = write_project(tmp_path, plugin, FEATURES, "  - {name: only, scorer: slow}\n")
+    name = "calling_scores_for_the_week_of_2026_11_23.parquet"  # longer than a bar leaves room
+    pq.write_table(rows_table(*clean_rows(100_000)), tmp_path / name)
+    args = ["score", name, "-o", "out.parquet", "--chunk-rows", "1000", "--workers", "1"]
+    args += ["--config", str(config)]
+    leader, follower = pty.openpty()  # stderr is a terminal, 80 columns wide
+    env = {**os.environ, "SCORING_LOAD_PLUGINS": "", "COLUMNS": "80", "TERM": "xterm"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "scoring_core", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    ) as run:
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                data = os.read(leader, 1 << 16)
+            except OSError:  # the terminal is gone with the process
+                break
+            if not data:
+                break
+            shown += data
+    os.close(leader)
+    text = shown.decode(errors="replace")
+    assert run.returncode == 0, text
+    # at 80 columns the name gives way (its end kept); the counts, rate and ETA are whole
+    bar = r"…[a-z_0-9]*_2026_11_23\.parquet .* \d[\d,]* rows  [\d,]+ rows/s .*\d:\d\d:\d\d"
+    assert re.search(bar, text), text
+    piped = run_process(tmp_path, *args)  # stderr is a pipe: the summary alone
+    assert piped.returncode == 0
+    assert piped.stderr.startswith("rows in")
+    assert "\x1b[" not in piped.stderr
