@@ -145,6 +145,7 @@ def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_j
     with _errors_reported(_debug(ctx)), _unavailable_steps_reported_here(ctx):
         path = _config_path(config, config_arg)
         with Engine.from_yaml(path) as engine:
+            process.startup_done()
             diagnostics = engine.diagnostics()
     steps = diagnostics["steps"]
     if as_json:
@@ -204,6 +205,7 @@ def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
             local, disabled = list(parsed.plugins), list(parsed.disable_plugins)
             base_dir = config.resolve().parent
         host = PluginHost(config_plugins=local, disabled=disabled, base_dir=base_dir)
+        process.startup_done()
     infos = [p.as_dict() for p in host.plugins]
     failed = [info["name"] for info in infos if info["error"]]
     if as_json:
