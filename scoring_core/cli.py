@@ -210,9 +210,16 @@ def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
     failed = [info["name"] for info in infos if info["error"]]
     if as_json:
         click.echo(json.dumps({"plugins": infos}, indent=2))
-    elif not infos:
+    else:
+        _print_plugins(infos, failed)
+    if failed:
+        sys.exit(EXIT_PROBLEM)
+
+
+def _print_plugins(infos: list[dict[str, Any]], failed: list[str]) -> None:
+    if not infos:
         click.echo("no plugins loaded (is SCORING_LOAD_PLUGINS set to ''?)")
-    for info in [] if as_json else infos:
+    for info in infos:
         dist = f"{info['distribution']} {info['version']}" if info["distribution"] else "local"
         click.echo(f"{info['name']}  [{dist}] ({info['source']})")
         if info["error"]:
@@ -221,9 +228,7 @@ def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
         click.echo(f"    scorers: {', '.join(info['scorers']) or '-'}")
         click.echo(f"    hooks:   {', '.join(info['hooks']) or '-'}")
     if failed:
-        if not as_json:
-            click.echo(f"{len(failed)} plugin(s) failed to load: {', '.join(failed)}", err=True)
-        sys.exit(EXIT_PROBLEM)
+        click.echo(f"{len(failed)} plugin(s) failed to load: {', '.join(failed)}", err=True)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -149,8 +149,8 @@ def score_command(
         process.startup_done()
         warn_unavailable(engine)
         show = progress if progress is not None else sys.stderr.isatty()
-        label = display_name(input_path if input_path == STDIO else Path(input_path).name)
-        bar = ProgressBar(show, reader, label)
+        name = display_name(input_path) if input_path == STDIO else Path(input_path).name
+        bar = ProgressBar(show, reader, name)
         try:
             counts = run_score(
                 engine,

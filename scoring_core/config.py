@@ -218,13 +218,13 @@ def check_unique_features(features: Sequence[FeatureSpec], at: KeyPath = ()) -> 
         first[feature.name] = index
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """A ``"; did you mean 'x'?"`` suffix, or a list of the known names."""
+def did_you_mean(word: str, candidates: Iterable[str], *, list_known: bool = True) -> str:
+    """A ``"; did you mean 'x'?"`` suffix, or (``list_known``) a list of the known names."""
     known = sorted(set(candidates))
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     if close:
         return f"; did you mean {close[0]!r}?"
-    if known and len(known) <= 12:
+    if list_known and known and len(known) <= 12:
         return f"; known: {', '.join(known)}"
     return ""
 
@@ -340,9 +340,7 @@ def _message(
     if expected and kind in ("literal_error", "string_pattern_mismatch", "too_short", "list_type"):
         hint = ""
         if key == "on_exhausted" and isinstance(given, str) and given:
-            hint = did_you_mean(given, ["raise"])
-        if hint.startswith("; known"):
-            hint = ""
+            hint = did_you_mean(given, ["raise"], list_known=False)  # `expected` lists them
         shown = "nothing" if given is None else f"{given!r}"
         return f"is {shown}; expected {expected}{hint}"
     msg = str(error.get("msg", "invalid value"))

@@ -3,7 +3,7 @@
 * :func:`start`, first thing: Arrow's jemalloc memory pool when the installed pyarrow
   has it and the user chose no pool, one OpenBLAS thread when the user chose no thread
   count, and no garbage collection while imports and the chain load.
-* :func:`arrow_imported`, once pyarrow (and with it numpy) is in, and
+* :func:`give_back_variables`, once pyarrow (and with it numpy) is in, and
   :func:`startup_done`, once a command has loaded its chain: each variable set here is
   given back as the user had it once its library has read it, so child processes get
   the user's environment (their pyarrow may lack jemalloc). After ``startup_done`` the
@@ -30,8 +30,8 @@ import sys
 from pathlib import Path
 
 __all__ = [
-    "arrow_imported",
     "finish",
+    "give_back_variables",
     "peak_memory_mb",
     "pyarrow_has_jemalloc",
     "start",
@@ -67,14 +67,14 @@ def startup_done() -> None:
     few cycles it dropped (about 800 objects, 235 KB, measured) are not worth the 20 ms
     a full collection takes.
     """
-    arrow_imported()
+    give_back_variables()
     if _state["gc_paused"]:
         _state["gc_paused"] = False
         gc.freeze()
         gc.enable()
 
 
-def arrow_imported() -> None:
+def give_back_variables() -> None:
     """Give back each variable whose library has read it (see the module)."""
     for name, (reader, theirs, ours) in list(_lent.items()):
         if reader not in sys.modules:

@@ -78,8 +78,8 @@ def check_columns(reader: TableReader, engine: Engine) -> None:
         return
     name = missing[0]
     others = [c for c in reader.columns if c not in features]
-    hint = did_you_mean(name, others)
-    if not hint.startswith("; did you mean"):  # the names of columns that are not features
+    hint = did_you_mean(name, others, list_known=False)
+    if not hint:  # the columns it has are not called "known": they are not features
         hint = f"; its other columns: {', '.join(others)}" if 0 < len(others) <= 12 else ""
     more = ""
     if len(missing) > 1:

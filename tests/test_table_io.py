@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import types
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,8 +42,8 @@ class ShortWrites(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: object) -> int:
-        taken = bytes(memoryview(data))[:1000]  # type: ignore[arg-type]
+    def write(self, data: Any) -> int:
+        taken = bytes(memoryview(data))[:1000]
         self.data += taken
         return len(taken)
 

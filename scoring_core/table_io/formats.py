@@ -54,7 +54,7 @@ def require_pyarrow() -> None:
         ) from None
     from scoring_core import process
 
-    process.arrow_imported()
+    process.give_back_variables()
 
 
 def check_target(path: str, *, what: str, source: str) -> None:
