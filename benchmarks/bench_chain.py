@@ -31,7 +31,7 @@ import numpy as np
 
 from scoring_core import Engine
 from scoring_core.config import parse_config
-from scoring_core.yaml_loader import load_yaml_file
+from scoring_core.config.yaml import load_yaml_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,9 +24,9 @@ from scoring_core.errors import (
 from scoring_core.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
-    from scoring_core.context import Scorer, ScorerContext
     from scoring_core.engine import Engine
     from scoring_core.results import BatchResult, Fallback, ScoreResult
+    from scoring_core.scorer import Scorer, ScorerContext
 
 __version__ = "0.1.0"
 
@@ -35,8 +35,8 @@ _LAZY = {
     "BatchResult": "scoring_core.results",
     "Fallback": "scoring_core.results",
     "ScoreResult": "scoring_core.results",
-    "Scorer": "scoring_core.context",
-    "ScorerContext": "scoring_core.context",
+    "Scorer": "scoring_core.scorer",
+    "ScorerContext": "scoring_core.scorer",
 }
 
 __all__ = [

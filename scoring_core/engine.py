@@ -14,7 +14,8 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.chain import Chain, StepRun
+from scoring_core.chain.step import Step
+from scoring_core.chain.walk import Chain, StepRun
 from scoring_core.config import (
     EngineConfig,
     ExhaustedDefault,
@@ -23,14 +24,13 @@ from scoring_core.config import (
     parse_config,
     validate_options,
 )
-from scoring_core.context import ScorerContext
+from scoring_core.config.yaml import KeyPath, LoadedYaml, format_path, load_yaml_file
 from scoring_core.errors import ConfigError, EngineClosedError, InputError
-from scoring_core.features import FeatureSchema, PreparedBatch
+from scoring_core.features.schema import FeatureSchema, PreparedBatch
 from scoring_core.plugins import PluginHost, unknown_scorer_error
+from scoring_core.resilience.watch import FileWatcher
 from scoring_core.results import BatchResult, ScoreResult
-from scoring_core.steps import Step
-from scoring_core.watch import FileWatcher
-from scoring_core.yaml_loader import KeyPath, LoadedYaml, format_path, load_yaml_file
+from scoring_core.scorer import ScorerContext
 
 __all__ = ["Engine", "StepRun"]
 

@@ -14,7 +14,8 @@ Each error carries its context as attributes, so callers never parse messages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -116,3 +117,14 @@ class EngineClosedError(ScoringError, RuntimeError):
 
     def __init__(self, message: str = "the engine is closed; build a new Engine to score again"):
         super().__init__(message)
+
+
+def did_you_mean(word: str, candidates: Iterable[str], *, list_known: bool = True) -> str:
+    """A ``"; did you mean 'x'?"`` suffix, or (``list_known``) a list of the known names."""
+    known = sorted(set(candidates))
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if list_known and known and len(known) <= 12:
+        return f"; known: {', '.join(known)}"
+    return ""

@@ -14,7 +14,7 @@ from cli_helpers import FLAKY_CLASS, MEAN_CLASS, plugin_source, run_cli, write_p
 from click.testing import Result
 
 from scoring_core.cli import cli
-from scoring_core.compare import DEFAULT_THRESHOLD, auc, average_ranks, pearson, spearman
+from scoring_core.stats import DEFAULT_THRESHOLD, auc, average_ranks, pearson, spearman
 
 FEATURES = ("a", "b", "c")
 FIRST_CLASS = """

@@ -29,7 +29,7 @@ from cli_helpers import (
 )
 from click.testing import Result
 
-from scoring_core.table_io import writers
+from scoring_core.io import writers
 
 FEATURES = ("a", "b", "c", "d", "e")
 ALWAYS_NAN_CLASS = """

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from scorers import ConstantScorer, MeanScorer
 
 from scoring_core import ConfigError, Engine
+from scoring_core.config.yaml import load_yaml_text
 from scoring_core.testing import scorer_plugin
-from scoring_core.yaml_loader import load_yaml_text
 
 
 class ConstantOptions(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scoring_core.table_io import TableWriter, arrow_categories
+from scoring_core.io import TableWriter, arrow_categories
 
 NAMES = ["neural", "formula", "on_exhausted", "règle", ""]
 

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.config import validate_options
-from scoring_core.context import ScorerContext
+from scoring_core.config.validate import validate_options
 from scoring_core.errors import ConfigError
+from scoring_core.scorer import ScorerContext
 from scoring_core.testing.report import Violation
 from scoring_core.testing.scorer_calls import (
     FloatRows,

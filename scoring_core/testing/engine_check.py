@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from scoring_core.context import ScorerContext
 from scoring_core.engine import Engine
+from scoring_core.scorer import ScorerContext
 from scoring_core.testing.checker import Checker
 from scoring_core.testing.helpers import scorer_plugin
 from scoring_core.testing.scorer_calls import (

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scoring_core.config import load_feature_file
+from scoring_core.config.validate import load_feature_file
 from scoring_core.engine import Engine
 from scoring_core.hookspecs import hookimpl
 

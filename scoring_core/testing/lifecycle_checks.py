@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring_core.context import ScorerContext
+from scoring_core.scorer import ScorerContext
 from scoring_core.testing.checker import Checker
 from scoring_core.testing.scorer_calls import (
     HungError,

@@ -11,7 +11,7 @@ import pytest
 from scorers import ConstantScorer, built
 
 from scoring_core import ConfigError, Engine
-from scoring_core.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from scoring_core.testing import engine_for, feature_list, scorer_plugin
 
 

@@ -16,7 +16,7 @@ from fault_kit import assert_rows_served, step_of
 from scorers import MeanScorer, built
 
 from scoring_core import Engine, ScorerContext
-from scoring_core.breaker import CLOSED, HALF_OPEN, OPEN
+from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN
 from scoring_core.testing import feature_list, scorer_plugin
 
 N = 10

@@ -13,8 +13,8 @@ import pytest
 from scorers import ConstantScorer, MeanScorer
 
 from scoring_core import ConfigError, EngineClosedError, InputError
+from scoring_core.config.yaml import load_yaml_text
 from scoring_core.testing import engine_for, scorer_plugin
-from scoring_core.yaml_loader import load_yaml_text
 
 ROW = [0.2, 0.4, 0.6, 0.8, 1.0]
 

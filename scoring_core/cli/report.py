@@ -10,7 +10,6 @@ rejected, the rows each scorer scored, the fallbacks, the rejects file, the time
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,11 +17,12 @@ import click
 from scoring_core import process
 
 if TYPE_CHECKING:
+    from scoring_core.batch.run import Counts
+    from scoring_core.batch.tables import OutputFiles
     from scoring_core.engine import Engine
-    from scoring_core.score_tables import OutputFiles
-    from scoring_core.table_io import TableReader
+    from scoring_core.io import TableReader
 
-__all__ = ["Counts", "ProgressBar", "summary_lines", "warn_unavailable"]
+__all__ = ["ProgressBar", "summary_lines", "warn_unavailable"]
 
 
 def warn_unavailable(engine: Engine, then: str = "its rows go to the next step") -> None:
@@ -81,28 +81,6 @@ class ProgressBar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-@dataclass
-class Counts:
-    """What a run did with its rows, added up chunk by chunk for the summary."""
-
-    rows_in: int = 0
-    scored: int = 0
-    rejected: int = 0
-    by_scorer: dict[str, int] = field(default_factory=dict)
-    fallbacks: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def add(self, result: Any, rejected: int) -> None:
-        self.rows_in += len(result) + rejected
-        self.scored += len(result)
-        self.rejected += rejected
-        for name, rows in result.counts_by_scorer().items():
-            self.by_scorer[name] = self.by_scorer.get(name, 0) + rows
-        for step, kinds in result.fallback_counts().items():
-            mine = self.fallbacks.setdefault(step, {})
-            for kind, rows in kinds.items():
-                mine[kind] = mine.get(kind, 0) + rows
 
 
 def summary_lines(

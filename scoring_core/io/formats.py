@@ -6,8 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import click
-
 from scoring_core.errors import ScoringError
 
 __all__ = [
@@ -16,7 +14,7 @@ __all__ = [
     "DataFileError",
     "check_target",
     "display_name",
-    "file_format",
+    "format_of",
     "require_pyarrow",
 ]
 
@@ -106,15 +104,10 @@ def display_name(path: str) -> str:
     return "<stdin>" if path == STDIO else path
 
 
-def file_format(path: str, given: str | None, *, role: str) -> str:
-    """The format of ``path``: ``given`` (or its alias) when set, else from the extension."""
+def format_of(path: str, given: str | None = None) -> str | None:
+    """The format of ``path``: ``given`` (or its alias) when set, else from the extension;
+    None when neither tells."""
     if given is not None:
         return ALIASES.get(given.lower(), given.lower())
     suffix = Path(path).suffix.lower() if path != STDIO else ""
-    if suffix in _EXTENSIONS:
-        return _EXTENSIONS[suffix]
-    what = f"standard {'input' if role == 'input' else 'output'}" if path == STDIO else repr(path)
-    raise click.UsageError(
-        f"cannot tell the {role} format of {what} from its extension; pass --{role}-format "
-        f"(or --format): one of {', '.join(FORMATS)}"
-    )
+    return _EXTENSIONS.get(suffix)

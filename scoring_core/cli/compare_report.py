@@ -1,16 +1,12 @@
-"""Comparing chain steps on the same rows: agreement between steps, error against a label.
-
-Numpy only (no scipy): Spearman correlation is Pearson's on average ranks, AUC is the
-Mann-Whitney statistic on average ranks. A metric that is undefined on the data (a
-constant score, a label with one class) is ``None``, never NaN, so the report is valid JSON.
-"""
+"""The report of ``scoring compare``: each step alone on the same rows, agreement between
+steps, error against a label; as JSON, as tables, as a plot. The statistics are in
+:mod:`scoring_core.stats`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,71 +15,18 @@ import numpy.typing as npt
 __all__ = [
     "DEFAULT_THRESHOLD",
     "StepScores",
-    "agreement",
-    "auc",
-    "average_ranks",
     "build_report",
-    "compare_command",
-    "pearson",
-    "spearman",
 ]
 
-DEFAULT_THRESHOLD = 0.70  # the app's "called" cut
-Floats = npt.NDArray[np.float64]
-
-
-def average_ranks(values: Floats) -> Floats:
-    """1-based ranks; tied values share the average of their ranks (scipy's 'average')."""
-    n = values.shape[0]
-    order = np.argsort(values, kind="mergesort")
-    inverse = np.empty(n, dtype=np.intp)
-    inverse[order] = np.arange(n)
-    ordered = values[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]]
-    group = np.cumsum(starts)[inverse]
-    bounds = np.r_[np.flatnonzero(starts), n]
-    ranks: Floats = 0.5 * (bounds[group] + bounds[group - 1] + 1)
-    return ranks
-
-
-def pearson(a: Floats, b: Floats) -> float | None:
-    """Pearson correlation; None when either side is constant or there are < 2 rows."""
-    if a.shape[0] < 2:
-        return None
-    da, db = a - a.mean(), b - b.mean()
-    denominator = float(np.sqrt(np.dot(da, da) * np.dot(db, db)))
-    if denominator == 0.0 or not np.isfinite(denominator):
-        return None
-    return float(np.clip(np.dot(da, db) / denominator, -1.0, 1.0))
-
-
-def spearman(a: Floats, b: Floats) -> float | None:
-    """Spearman rank correlation (Pearson on average ranks)."""
-    if a.shape[0] < 2:
-        return None
-    return pearson(average_ranks(a), average_ranks(b))
-
-
-def agreement(a: Floats, b: Floats, threshold: float) -> float | None:
-    """Share of rows where both sides make the same decision (score >= threshold)."""
-    if a.shape[0] == 0:
-        return None
-    return float(np.mean((a >= threshold) == (b >= threshold)))
-
-
-def auc(scores: Floats, labels: Floats) -> float | None:
-    """ROC AUC for a 0/1 label; None unless both classes are present."""
-    positive = labels == 1
-    n_pos = int(positive.sum())
-    n_neg = int(labels.shape[0] - n_pos)
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = average_ranks(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def is_binary(labels: Floats) -> bool:
-    return labels.shape[0] > 0 and bool(np.isin(labels, (0.0, 1.0)).all())
+from scoring_core.stats import (
+    DEFAULT_THRESHOLD,
+    Floats,
+    agreement,
+    auc,
+    is_binary,
+    pearson,
+    spearman,
+)
 
 
 @dataclass
@@ -301,108 +244,3 @@ def print_report(report: Mapping[str, Any]) -> None:
         for row in rows:
             table.add_row(*row)
         console.print(table)
-
-
-# -- the command --------------------------------------------------------------------------------
-
-
-def compare_command(
-    *,
-    input_path: str,
-    config: Path,
-    fmt: str | None,
-    label: str | None,
-    threshold: float,
-    as_json: bool,
-    plot: str | None,
-    chunk_rows: int,
-) -> int:
-    """``scoring compare``: score a file with each step alone, print the report; exit code."""
-    import json
-
-    import click
-
-    from scoring_core import process
-    from scoring_core.config import did_you_mean
-    from scoring_core.engine import Engine
-    from scoring_core.score_report import warn_unavailable
-    from scoring_core.score_tables import check_columns, checked_rows, open_input
-    from scoring_core.table_io import (
-        DataFileError,
-        check_target,
-        column_numbers,
-        file_format,
-        require_pyarrow,
-    )
-
-    in_format = file_format(input_path, fmt, role="input")
-    require_pyarrow()
-    if plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise DataFileError(
-                "--plot needs matplotlib: pip install 'scoring-core[plot]'"
-            ) from None
-        check_target(plot, what="plot", source=input_path)
-    with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
-        process.startup_done()
-        warn_unavailable(engine, then="every row counts as failed by it")
-        defaults = engine.feature_defaults
-        check_columns(reader, engine)
-        if label is not None and label not in reader.columns:
-            raise DataFileError(
-                f"{reader.name} has no label column {label!r}{did_you_mean(label, reader.columns)}",
-                column=label,
-            )
-        steps = [StepScores(name) for name in engine.step_names]
-        labels: list[Floats] = []
-        label_example: Any = None  # the first value that is not a number
-        label_numbers = False  # any number in the label column, rejected rows included
-        rows_in = rejected = 0
-        for chunk in reader.chunks(
-            [*engine.feature_names, *([label] if label else [])], chunk_rows
-        ):
-            prepared, rejects = checked_rows(engine, chunk, defaults, reader.name)
-            rows_in += chunk.table.num_rows + len(chunk.broken)
-            rejected += len(rejects)
-            for step in steps:
-                run = engine.score_step(step.name, prepared.X)
-                step.add(run.scores, run.failed, run.reason, run.seconds)
-            if label is not None:
-                with np.errstate(invalid="ignore"):
-                    values, _, bad = column_numbers(chunk.table.column(label), label)
-                values = np.asarray(values, dtype=np.float64)
-                label_numbers = label_numbers or bool(np.isfinite(values).any())
-                labels.append(values[prepared.rows])
-                if bad and label_example is None:
-                    label_example = chunk.table.column(label)[bad[0][0]].as_py()
-        if rows_in == 0:
-            raise DataFileError(f"{reader.name} has no rows to compare")
-        if label is not None and not label_numbers:
-            example = (
-                f" (such as {label_example!r})"
-                if label_example is not None
-                else " (every value is empty)"
-            )
-            raise DataFileError(
-                f"{reader.name}: the label column {label!r} holds no numbers{example}; --label "
-                "takes the true outcome as a number (0/1 for AUC)",
-                column=label,
-            )
-    report = build_report(
-        steps,
-        threshold=threshold,
-        label=np.concatenate(labels) if labels else None,
-        label_name=label,
-        rows={"in": rows_in, "compared": rows_in - rejected, "rejected": rejected},
-    )
-    if plot is not None:
-        save_plot({step.name: step.scores() for step in steps}, plot, threshold)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-    else:
-        print_report(report)
-    if plot is not None:
-        click.echo(f"plot saved to {plot}", err=True)
-    return 0

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from scoring_core.chain.step import ScorerSlot, Step
 from scoring_core.errors import ChainExhaustedError, EngineClosedError
+from scoring_core.resilience.timeouts import StepTimeoutError, Watchdog
 from scoring_core.results import EXHAUSTED_SCORER, BatchResult, Fallback, ScoreResult, StepFailure
-from scoring_core.steps import ScorerSlot, Step
-from scoring_core.timeouts import StepTimeoutError, Watchdog
 
 __all__ = ["Chain", "StepRun"]
 

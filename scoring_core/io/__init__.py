@@ -1,21 +1,20 @@
-"""Row files for the command line: CSV, JSON Lines and Parquet, read and written in chunks.
+"""Row files: CSV, JSON Lines and Parquet, read and written in chunks.
 
 pyarrow (the optional extra ``files``) is imported inside the functions that need it.
 """
 
-from scoring_core.table_io.formats import (
+from scoring_core.io.formats import (
     FORMATS,
     STDIO,
     DataFileError,
     check_target,
     display_name,
-    file_format,
+    format_of,
     require_pyarrow,
 )
-from scoring_core.table_io.numbers import column_numbers, feature_matrix
-from scoring_core.table_io.pipeline import WriteBehind, map_in_order, read_ahead
-from scoring_core.table_io.readers import Chunk, TableReader, open_reader
-from scoring_core.table_io.writers import (
+from scoring_core.io.numbers import column_numbers, feature_matrix
+from scoring_core.io.readers import Chunk, TableReader, open_reader
+from scoring_core.io.writers import (
     TableWriter,
     arrow_categories,
     arrow_integers,
@@ -30,7 +29,6 @@ __all__ = [
     "DataFileError",
     "TableReader",
     "TableWriter",
-    "WriteBehind",
     "arrow_categories",
     "arrow_integers",
     "arrow_numbers",
@@ -39,9 +37,7 @@ __all__ = [
     "column_numbers",
     "display_name",
     "feature_matrix",
-    "file_format",
-    "map_in_order",
+    "format_of",
     "open_reader",
-    "read_ahead",
     "require_pyarrow",
 ]

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from scoring_core.breaker import CircuitBreaker
-from scoring_core.config import StepConfig
-from scoring_core.context import ScorerContext
+from scoring_core.config.schema import StepConfig
 from scoring_core.plugins import ScorerRegistration
-from scoring_core.timeouts import ThreadedRunner, is_cancellable
+from scoring_core.resilience.breaker import CircuitBreaker
+from scoring_core.resilience.timeouts import ThreadedRunner, is_cancellable
+from scoring_core.scorer import ScorerContext
 
 __all__ = ["READY", "UNAVAILABLE", "Step", "StepStats"]
 

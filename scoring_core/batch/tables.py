@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
 import numpy as np
 
-from scoring_core.config import did_you_mean
-from scoring_core.table_io import (
+from scoring_core.errors import did_you_mean
+from scoring_core.io import (
     STDIO,
     Chunk,
     DataFileError,
@@ -40,7 +39,7 @@ from scoring_core.table_io import (
 
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
-    from scoring_core.features import PreparedBatch
+    from scoring_core.features.schema import PreparedBatch
 
 __all__ = [
     "REJECT_COLUMNS",
@@ -50,7 +49,6 @@ __all__ = [
     "check_columns",
     "checked_rows",
     "default_rejects_path",
-    "kept_columns",
     "open_input",
     "output_table",
 ]
@@ -91,33 +89,6 @@ def check_columns(reader: TableReader, engine: Engine) -> None:
         file=reader.name,
         column=name,
     )
-
-
-def kept_columns(reader: TableReader, engine: Engine, keep: str | None) -> tuple[str, ...]:
-    """The input columns copied to the output and the rejects file, from ``--keep``."""
-    choice = (keep or "").strip()
-    if keep is None:
-        kept = tuple(c for c in reader.columns if c not in engine.feature_names)
-    elif choice.lower() == "all":
-        kept = reader.columns
-    elif choice.lower() in ("none", ""):
-        kept = ()
-    else:
-        kept = tuple(dict.fromkeys(c.strip() for c in choice.split(",") if c.strip()))
-        for name in kept:
-            if name not in reader.columns:
-                raise click.BadParameter(
-                    f"{reader.name} has no column {name!r}{did_you_mean(name, reader.columns)}",
-                    param_hint="--keep",
-                )
-    clash = [c for c in kept if c in SCORE_COLUMNS]
-    if clash:
-        raise click.BadParameter(
-            f"the input column {clash[0]!r} would clash with the output column of that name; "
-            "choose the columns to keep, e.g. --keep id (or --keep none)",
-            param_hint="--keep",
-        )
-    return kept
 
 
 def default_rejects_path(output: str, fmt: str) -> str:

@@ -16,8 +16,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from scoring_core.table_io.formats import DataFileError
-from scoring_core.table_io.readers import TEXT_SHOWN, Chunk, StreamReader, close_input
+from scoring_core.io.formats import DataFileError
+from scoring_core.io.readers import TEXT_SHOWN, Chunk, StreamReader, close_input
 
 __all__ = ["JsonLinesReader"]
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.table_io.formats import STDIO, DataFileError, display_name
+from scoring_core.io.formats import STDIO, DataFileError, display_name
 
 __all__ = ["TEXT_SHOWN", "Chunk", "StreamReader", "TableReader", "close_input", "open_reader"]
 
@@ -81,7 +81,7 @@ def open_reader(path: str, fmt: str) -> TableReader:
         raise DataFileError(f"cannot open {name}: {exc.strerror or exc}", file=path) from None
     try:
         if fmt == "jsonl":
-            from scoring_core.table_io.jsonl import JsonLinesReader
+            from scoring_core.io.jsonl import JsonLinesReader
 
             return JsonLinesReader(name, stream)
         return _CsvReader(name, stream, None if path == STDIO else path)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.config import FeatureSpec, did_you_mean
-from scoring_core.errors import InputError
+from scoring_core.config.schema import FeatureSpec
+from scoring_core.errors import InputError, did_you_mean
 
 __all__ = ["FeatureSchema", "PreparedBatch"]
 

@@ -15,7 +15,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.table_io.formats import STDIO, DataFileError
+from scoring_core.io.formats import STDIO, DataFileError
 
 __all__ = [
     "TableWriter",

@@ -1,0 +1,115 @@
+"""Scoring a table in chunks through the chain, nothing lost.
+
+Every input row ends up either in the output (scored) or in the rejects file (its row
+number, the offending column and the reason): rows in = scored + rejected, always. This is
+the loop behind ``scoring score``; it knows no command line, so the distributed adapters
+and the server can run it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from scoring_core.batch.pipeline import WriteBehind, map_in_order, read_ahead
+from scoring_core.batch.tables import (
+    OutputFiles,
+    Reject,
+    check_columns,
+    checked_rows,
+    output_table,
+)
+from scoring_core.errors import ChainExhaustedError
+from scoring_core.io import Chunk, DataFileError, TableReader
+
+if TYPE_CHECKING:
+    from scoring_core.engine import Engine
+
+__all__ = ["Counts", "Progress", "score_table"]
+
+
+class Progress(Protocol):
+    """What hears a run's progress: ``update(rows read so far)``, then ``close()``."""
+
+    def update(self, rows: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Counts:
+    """What a run did with its rows, added up chunk by chunk for the summary."""
+
+    rows_in: int = 0
+    scored: int = 0
+    rejected: int = 0
+    by_scorer: dict[str, int] = field(default_factory=dict)
+    fallbacks: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, result: Any, rejected: int) -> None:
+        self.rows_in += len(result) + rejected
+        self.scored += len(result)
+        self.rejected += rejected
+        for name, rows in result.counts_by_scorer().items():
+            self.by_scorer[name] = self.by_scorer.get(name, 0) + rows
+        for step, kinds in result.fallback_counts().items():
+            mine = self.fallbacks.setdefault(step, {})
+            for kind, rows in kinds.items():
+                mine[kind] = mine.get(kind, 0) + rows
+
+
+def score_table(
+    engine: Engine,
+    reader: TableReader,
+    target: OutputFiles,
+    *,
+    kept: tuple[str, ...],
+    chunk_rows: int,
+    workers: int,
+    progress: Progress | None = None,
+) -> Counts:
+    """Score every chunk of ``reader`` into ``target``; the files are kept only on success.
+
+    One thread reads ahead, ``workers`` threads turn chunks into numbers and score them
+    (onnxruntime, numpy and pyarrow release the GIL, so they run side by side), and one
+    writes behind; the chunks are written in input order. ``kept`` are the input columns
+    copied to the output and the rejects file; ``progress`` hears the rows read so far.
+    """
+    check_columns(reader, engine)
+    features = engine.feature_names
+    defaults = engine.feature_defaults
+
+    def score_chunk(chunk: Chunk) -> tuple[Any, Chunk, list[Reject], Any]:
+        prepared, rejects = checked_rows(engine, chunk, defaults, reader.name)
+        # From here on only the kept columns are needed: the features are in `prepared`,
+        # and a chunk waiting to be written holds no more than its output.
+        chunk = Chunk(chunk.table.select(list(kept)), chunk.rows, chunk.broken)
+        try:
+            result = engine.score_prepared(prepared)
+        except ChainExhaustedError as exc:
+            # the same error, numbered by the input's row instead of the chunk's
+            raise ChainExhaustedError(exc.fallbacks, row=int(chunk.rows[exc.row])) from None
+        return output_table(chunk, kept, prepared, result), chunk, rejects, result
+
+    chunks = reader.chunks([*features, *kept], chunk_rows, numeric=features)
+    counts = Counts()
+    done = False
+    try:
+        with WriteBehind[tuple[Any, Chunk, list[Reject]]](
+            lambda item: target.write(item[0], item[1], kept, item[2])
+        ) as writing:
+            for out, chunk, rejects, result in map_in_order(
+                score_chunk, read_ahead(chunks), workers
+            ):
+                writing.submit((out, chunk, rejects))
+                counts.add(result, len(rejects))
+                if progress is not None:
+                    progress.update(counts.rows_in)
+        if counts.rows_in == 0:
+            raise DataFileError(f"{reader.name} has no rows to score (a header alone, or empty)")
+        done = True
+    finally:
+        if progress is not None:
+            progress.close()
+        target.close(keep=done)
+    return counts

@@ -1,0 +1,58 @@
+"""``scoring check``: load every step and report its status."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from scoring_core import process
+from scoring_core.cli.errors import debug_of, errors_reported, unavailable_steps_reported_here
+from scoring_core.cli.exit_codes import EXIT_PROBLEM
+from scoring_core.cli.options import config_option, config_path
+
+__all__ = ["check"]
+
+
+@click.command()
+@click.argument("config_arg", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the full diagnostics as JSON.")
+@click.pass_context
+def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_json: bool) -> None:
+    """Load every step and report its status; exit 1 if any step is unavailable."""
+    from scoring_core.engine import Engine
+
+    with errors_reported(debug_of(ctx)), unavailable_steps_reported_here(ctx):
+        path = config_path(config, config_arg)
+        with Engine.from_yaml(path) as engine:
+            process.startup_done()
+            diagnostics = engine.diagnostics()
+    steps = diagnostics["steps"]
+    if as_json:
+        click.echo(json.dumps(diagnostics, indent=2))
+    else:
+        click.echo(f"{path}: {len(steps)} step(s), {diagnostics['engine']['features']} features")
+        width = max(len(s["name"]) for s in steps)
+        for step in steps:
+            origin = step["plugin"] + (f" {step['version']}" if step.get("version") else "")
+            line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
+            line += f" ({origin}), loaded in {step['load_ms']:.1f} ms"
+            if step["status"] != "ready":
+                line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
+                line += f"\n  {'':<{width}}  reason: {step['reason']}"
+            click.echo(line)
+        failed_plugins = [p for p in diagnostics["plugins"] if p["error"]]
+        for plugin in failed_plugins:
+            click.echo(f"  plugin {plugin['name']!r} failed to load: {plugin['error']}")
+    unavailable = [s["name"] for s in steps if s["status"] != "ready"]
+    if unavailable:
+        if not as_json:
+            click.echo(
+                f"{len(unavailable)} step(s) unavailable: {', '.join(unavailable)}; scores will "
+                "come from the steps after them",
+                err=True,
+            )
+        sys.exit(EXIT_PROBLEM)

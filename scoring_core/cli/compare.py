@@ -1,0 +1,150 @@
+"""``scoring compare``: score a file with each chain step alone and compare the steps.
+
+The report itself is built in :mod:`scoring_core.cli.compare_report`, imported when the
+command runs (so ``scoring --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scoring_core.cli.errors import debug_of, errors_reported, unavailable_steps_reported_here
+from scoring_core.cli.options import FORMAT, chunk_rows_option, config_option, config_path
+
+__all__ = ["compare", "compare_command"]
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT")
+@config_option
+@click.option("--format", "fmt", type=FORMAT, help="Input format (default: from the extension).")
+@click.option("--label", metavar="COLUMN", help="True outcomes: adds MSE, MAE (and AUC if 0/1).")
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.70,  # compare.DEFAULT_THRESHOLD (not imported here: it needs numpy)
+    show_default=True,
+    help="Decision cut for the agreement between steps.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.png",
+    help="Save score distributions and step-vs-step scatter plots (needs matplotlib).",
+)
+@chunk_rows_option
+@click.pass_context
+def compare(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
+    """Score INPUT with each chain step alone and compare the steps with each other, and
+    with the true outcomes in --label when given."""
+    with errors_reported(debug_of(ctx)), unavailable_steps_reported_here(ctx):
+        code = compare_command(config=config_path(config), **options)
+    sys.exit(code)
+
+
+def compare_command(
+    *,
+    input_path: str,
+    config: Path,
+    fmt: str | None,
+    label: str | None,
+    threshold: float,
+    as_json: bool,
+    plot: str | None,
+    chunk_rows: int,
+) -> int:
+    """``scoring compare``: score a file with each step alone, print the report; exit code."""
+    import json
+
+    import numpy as np
+
+    from scoring_core import process
+    from scoring_core.batch.tables import check_columns, checked_rows, open_input
+    from scoring_core.cli.compare_report import StepScores, build_report, print_report, save_plot
+    from scoring_core.cli.files import file_format
+    from scoring_core.cli.report import warn_unavailable
+    from scoring_core.engine import Engine
+    from scoring_core.errors import did_you_mean
+    from scoring_core.io import (
+        DataFileError,
+        check_target,
+        column_numbers,
+        require_pyarrow,
+    )
+
+    in_format = file_format(input_path, fmt, role="input")
+    require_pyarrow()
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise DataFileError(
+                "--plot needs matplotlib: pip install 'scoring-core[plot]'"
+            ) from None
+        check_target(plot, what="plot", source=input_path)
+    with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
+        process.startup_done()
+        warn_unavailable(engine, then="every row counts as failed by it")
+        defaults = engine.feature_defaults
+        check_columns(reader, engine)
+        if label is not None and label not in reader.columns:
+            raise DataFileError(
+                f"{reader.name} has no label column {label!r}{did_you_mean(label, reader.columns)}",
+                column=label,
+            )
+        steps = [StepScores(name) for name in engine.step_names]
+        labels: list[Any] = []
+        label_example: Any = None  # the first value that is not a number
+        label_numbers = False  # any number in the label column, rejected rows included
+        rows_in = rejected = 0
+        for chunk in reader.chunks(
+            [*engine.feature_names, *([label] if label else [])], chunk_rows
+        ):
+            prepared, rejects = checked_rows(engine, chunk, defaults, reader.name)
+            rows_in += chunk.table.num_rows + len(chunk.broken)
+            rejected += len(rejects)
+            for step in steps:
+                run = engine.score_step(step.name, prepared.X)
+                step.add(run.scores, run.failed, run.reason, run.seconds)
+            if label is not None:
+                with np.errstate(invalid="ignore"):
+                    values, _, bad = column_numbers(chunk.table.column(label), label)
+                values = np.asarray(values, dtype=np.float64)
+                label_numbers = label_numbers or bool(np.isfinite(values).any())
+                labels.append(values[prepared.rows])
+                if bad and label_example is None:
+                    label_example = chunk.table.column(label)[bad[0][0]].as_py()
+        if rows_in == 0:
+            raise DataFileError(f"{reader.name} has no rows to compare")
+        if label is not None and not label_numbers:
+            example = (
+                f" (such as {label_example!r})"
+                if label_example is not None
+                else " (every value is empty)"
+            )
+            raise DataFileError(
+                f"{reader.name}: the label column {label!r} holds no numbers{example}; --label "
+                "takes the true outcome as a number (0/1 for AUC)",
+                column=label,
+            )
+    report = build_report(
+        steps,
+        threshold=threshold,
+        label=np.concatenate(labels) if labels else None,
+        label_name=label,
+        rows={"in": rows_in, "compared": rows_in - rejected, "rejected": rejected},
+    )
+    if plot is not None:
+        save_plot({step.name: step.scores() for step in steps}, plot, threshold)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    if plot is not None:
+        click.echo(f"plot saved to {plot}", err=True)
+    return 0

@@ -1,0 +1,20 @@
+"""The exit codes of every ``scoring`` command, in one place.
+
+* 0: success
+* 1: the work ran but found a problem (``check``: a step is unavailable; ``score``:
+  a row was rejected and ``--fail-on-reject`` is set, or every step failed for a row
+  and the config says ``on_exhausted: raise``, in which case no output is written)
+* 2: usage error, bad configuration, or bad input (the message says which; for ``score``
+  and ``compare``: an unreadable, empty or truncated file, a missing column, a column of
+  a type that cannot hold numbers). Bad values in single rows are not exit 2: those rows
+  go to the rejects file
+* 3: an unexpected error (rerun with ``--debug`` for the traceback)
+* 130: interrupted (Ctrl-C); 141: whoever read standard output stopped early
+"""
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_UNEXPECTED = 3
+EXIT_INTERRUPTED = 130  # what a shell reports for a command Ctrl-C stopped (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command SIGPIPE stopped (128 + 13)
