@@ -25,8 +25,9 @@ from scoring_core.config import (
     validate_options,
 )
 from scoring_core.config.yaml import KeyPath, LoadedYaml, format_path, load_yaml_file
-from scoring_core.errors import ConfigError, EngineClosedError, InputError
+from scoring_core.errors import ConfigError, EngineClosedError, InputError, UnknownStepError
 from scoring_core.features.schema import FeatureSchema, PreparedBatch
+from scoring_core.observe.counters import ChainCounters
 from scoring_core.plugins import PluginHost, unknown_scorer_error
 from scoring_core.resilience.watch import FileWatcher
 from scoring_core.results import BatchResult, ScoreResult
@@ -57,8 +58,7 @@ class Engine:
         self._closed = False
         self._close_lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self._stats_lock = threading.Lock()
-        self._rows_rejected = 0
+        self._counters = ChainCounters()
         self._config = config
         self._source = source if source is not None else LoadedYaml(data=None)  # no lines
         self._clock = clock
@@ -83,6 +83,7 @@ class Engine:
             deadline_ms=config.deadline_ms,
             clock=clock,
             is_closed=lambda: self._closed,
+            counters=self._counters,
         )
         self._watcher: FileWatcher | None = None
         try:
@@ -313,8 +314,7 @@ class Engine:
         return self._chain.score_step(name, X)
 
     def _count_rejected(self, rows: int) -> None:
-        with self._stats_lock:
-            self._rows_rejected += rows
+        self._counters.count("rows_rejected", rows)
 
     # -- reload, diagnostics, close ---------------------------------------------------------
 
@@ -328,7 +328,7 @@ class Engine:
         scorer.
         """
         if step is not None and step not in self._chain.names:
-            raise KeyError(f"no step {step!r}; steps: {', '.join(self._chain.names)}")
+            raise UnknownStepError(step, self._chain.names)
         outcome: dict[str, str] = {}
         with self._reload_lock:
             if self._closed:
@@ -348,8 +348,7 @@ class Engine:
     def diagnostics(self) -> dict[str, Any]:
         """A JSON-serialisable picture of the engine, its steps and plugins."""
         steps = [step.describe() for step in self._chain.steps]
-        with self._stats_lock:
-            rejected = self._rows_rejected
+        counters = self._counters.snapshot()
         output_range = self._config.output_range
         return {
             "engine": {
@@ -366,9 +365,9 @@ class Engine:
                 if self._watcher is None
                 else {"interval_s": self._watcher.interval_s, "reloads": self._watcher.reloads},
                 "rows_scored": sum(step["rows_served"] for step in steps),
-                "rows_exhausted": self._chain.rows_exhausted,
-                "rows_rejected": rejected,
-                "timeouts_cancelled": self._chain.watchdog.cancelled,
+                "rows_exhausted": counters.get("rows_exhausted", 0),
+                "rows_rejected": counters.get("rows_rejected", 0),
+                "timeouts_cancelled": counters.get("timeouts_cancelled", 0),
             },
             "steps": steps,
             "plugins": [plugin.as_dict() for plugin in self._host.plugins],

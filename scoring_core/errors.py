@@ -6,10 +6,17 @@ Every error the engine raises on purpose derives from :class:`ScoringError`::
     ├── ConfigError          bad YAML, bad schema, bad options (key path + file:line)
     ├── PluginError          a plugin failed to import (strict mode) or clashed with another
     ├── InputError           a bad row: missing, unknown, non-finite or out-of-range feature
+    │                        (also a ValueError)
+    ├── UnknownStepError     a step name that is not in the chain (also a KeyError)
     ├── ChainExhaustedError  every step of the chain failed for a row
-    └── EngineClosedError    the engine was used after ``close()``
+    ├── EngineClosedError    the engine was used after ``close()`` (also a RuntimeError)
+    ├── StepTimeoutError     a step did not answer within its budget (its rows fall back;
+    │                        it reaches callers only inside a fallback's reason)
+    └── DataFileError        a data file could not be read or written (file, column)
 
-Each error carries its context as attributes, so callers never parse messages.
+Each error carries its context as attributes, so callers never parse messages. The edges
+(the CLI, the HTTP server) map these to exit codes and statuses; nothing here knows them.
+:func:`did_you_mean` words the "did you mean" hint every message about a name uses.
 """
 
 from __future__ import annotations
@@ -24,10 +31,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ChainExhaustedError",
     "ConfigError",
+    "DataFileError",
     "EngineClosedError",
     "InputError",
     "PluginError",
     "ScoringError",
+    "StepTimeoutError",
+    "UnknownStepError",
+    "did_you_mean",
 ]
 
 
@@ -94,6 +105,24 @@ class InputError(ScoringError, ValueError):
         return error
 
 
+class UnknownStepError(ScoringError, KeyError):
+    """A step name that is not in the chain (``engine.reload("nueral")``).
+
+    ``step`` is the name asked for, ``steps`` the chain's step names.
+    """
+
+    def __init__(self, step: str, steps: Sequence[str]) -> None:
+        self.step = step
+        self.steps = tuple(steps)
+        super().__init__(
+            f"no step {step!r} in the chain{did_you_mean(step, self.steps, list_known=False)}; "
+            f"steps: {', '.join(self.steps) or 'none'}"
+        )
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
 class ChainExhaustedError(ScoringError):
     """Every step of the chain failed for at least one row.
 
@@ -116,6 +145,31 @@ class EngineClosedError(ScoringError, RuntimeError):
     """The engine was used after ``close()``; build a new one."""
 
     def __init__(self, message: str = "the engine is closed; build a new Engine to score again"):
+        super().__init__(message)
+
+
+class StepTimeoutError(ScoringError):
+    """A step did not answer within its time budget.
+
+    ``budget_s`` is the budget in seconds; ``cancelled`` is True when the call was
+    cancelled (a scorer with cancellation), False when it was abandoned on its worker
+    thread. The engine turns it into a ``timeout`` fallback of that step.
+    """
+
+    def __init__(self, budget_s: float, *, cancelled: bool) -> None:
+        self.budget_s = budget_s
+        self.cancelled = cancelled
+        how = "cancelled" if cancelled else "abandoned; its late result will be dropped"
+        super().__init__(f"timed out after {budget_s * 1e3:.3g} ms ({how})")
+
+
+class DataFileError(ScoringError):
+    """A data file could not be read or written: unreadable, empty, truncated, a missing
+    column, a column that cannot hold numbers. ``file`` and ``column`` say where."""
+
+    def __init__(self, message: str, *, file: str | None = None, column: str | None = None):
+        self.file = file
+        self.column = column
         super().__init__(message)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,63 +12,20 @@ from typing import Any
 import numpy as np
 
 from scoring_core.config.schema import StepConfig
+from scoring_core.observe.counters import StepCounters
 from scoring_core.plugins import ScorerRegistration
-from scoring_core.resilience.breaker import CircuitBreaker
+from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from scoring_core.resilience.timeouts import ThreadedRunner, is_cancellable
 from scoring_core.scorer import ScorerContext
 
-__all__ = ["READY", "UNAVAILABLE", "Step", "StepStats"]
+__all__ = ["READY", "UNAVAILABLE", "ScorerSlot", "Step"]
 
 READY = "ready"
 UNAVAILABLE = "unavailable"
-LATENCY_SAMPLES = 4096
 logger = logging.getLogger("scoring_core")
 # The attribute that marks the log record of a step that could not load (the CLI
 # reports those in its own words and drops the record).
 UNAVAILABLE_RECORD = "scoring_unavailable_step"
-
-
-class StepStats:
-    """Thread-safe counters of one step, and a window of recent call latencies."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.calls = 0
-        self.rows_in = 0
-        self.rows_served = 0
-        self.rows_failed: dict[str, int] = {}
-        self.latencies_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
-
-    def record(self, rows_in: int, rows_served: int, elapsed_ns: int) -> None:
-        with self.lock:
-            self.calls += 1
-            self.rows_in += rows_in
-            self.rows_served += rows_served
-            self.latencies_ns.append(elapsed_ns)
-
-    def record_failed(self, kind: str, rows: int) -> None:
-        with self.lock:
-            self.rows_failed[kind] = self.rows_failed.get(kind, 0) + rows
-
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            latencies = np.fromiter(self.latencies_ns, dtype=np.int64)
-            data: dict[str, Any] = {
-                "calls": self.calls,
-                "rows_in": self.rows_in,
-                "rows_served": self.rows_served,
-                "rows_failed": dict(self.rows_failed),
-            }
-        if latencies.size:
-            p50, p99 = np.percentile(latencies, [50, 99]) / 1e6
-            data["latency_ms"] = {
-                "p50": round(float(p50), 4),
-                "p99": round(float(p99), 4),
-                "samples": int(latencies.size),
-            }
-        else:
-            data["latency_ms"] = None
-        return data
 
 
 class ScorerSlot:
@@ -182,7 +138,7 @@ class Step:
         self.registration = registration
         self.context = context
         self.required = required
-        self.stats = StepStats()
+        self.counters = StepCounters()
         self.slot: ScorerSlot | None = None
         self.reason: str | None = None
         self.load_seconds = 0.0
@@ -200,10 +156,15 @@ class Step:
                 open_seconds=breaker.open_seconds,
                 half_open_calls=breaker.half_open_calls,
                 clock=clock,
+                on_event=self.counters.count,
             )
         )
         self.guarded = self.timeout_s is not None or self.breaker is not None or chain_deadline
-        self.runner = ThreadedRunner(self.name) if self.timeout_s is not None else None
+        self.runner = (
+            ThreadedRunner(self.name, on_abandoned=lambda: self.counters.count("abandoned_calls"))
+            if self.timeout_s is not None
+            else None
+        )
         self._retired: list[ScorerSlot] = []
 
     @property
@@ -293,6 +254,7 @@ class Step:
         is closed once the calls already using it have finished.
         """
         outcome = self._load_new()
+        self.counters.count("reloads" if outcome.scorer is not None else "reload_failures")
         if outcome.scorer is None:
             self.reload_error = outcome.reason
             if self.slot is None:
@@ -335,6 +297,7 @@ class Step:
     def describe(self) -> dict[str, Any]:
         reg = self.registration
         slot = self.slot
+        counters = self.counters.snapshot()
         data: dict[str, Any] = {
             "name": self.name,
             "scorer": reg.name,
@@ -352,16 +315,22 @@ class Step:
             data["timeout_ms"] = self.timeout_s * 1e3
             data["cancellable"] = slot.cancellable if slot is not None else None
         if self.runner is not None:
-            data["abandoned_calls"] = self.runner.abandoned
+            data["abandoned_calls"] = counters.event("abandoned_calls")
         if self.breaker is not None:
-            data["circuit_breaker"] = self.breaker.snapshot()
+            data["circuit_breaker"] = {
+                **self.breaker.snapshot(),
+                "skipped": counters.event("breaker_skipped"),
+                "transitions": sum(
+                    counters.event(f"breaker_{state}") for state in (OPEN, HALF_OPEN, CLOSED)
+                ),
+            }
         describe = getattr(slot.scorer if slot is not None else None, "describe", None)
         if callable(describe):
             try:
                 data["details"] = describe()
             except Exception as exc:
                 data["details"] = {"error": f"describe() raised {type(exc).__name__}: {exc}"}
-        data.update(self.stats.snapshot())
+        data.update(counters.as_dict())
         return data
 
 

@@ -1,6 +1,7 @@
 """Row files: CSV, JSON Lines and Parquet, read and written in chunks.
 
-pyarrow (the optional extra ``files``) is imported inside the functions that need it.
+pyarrow, a dependency, is imported inside the functions that need it, so that
+``import scoring_core`` stays fast.
 """
 
 from scoring_core.io.formats import (
@@ -13,7 +14,8 @@ from scoring_core.io.formats import (
     require_pyarrow,
 )
 from scoring_core.io.numbers import column_numbers, feature_matrix
-from scoring_core.io.readers import Chunk, TableReader, open_reader
+from scoring_core.io.readers import Chunk, TableReader
+from scoring_core.io.sources import open_reader
 from scoring_core.io.writers import (
     TableWriter,
     arrow_categories,

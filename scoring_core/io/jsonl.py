@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from scoring_core.io.formats import DataFileError
+from scoring_core.errors import DataFileError
 from scoring_core.io.readers import TEXT_SHOWN, Chunk, StreamReader, close_input
 
 __all__ = ["JsonLinesReader"]

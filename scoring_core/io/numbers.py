@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.io.formats import DataFileError
+from scoring_core.errors import DataFileError
 
 __all__ = ["column_numbers", "feature_matrix"]
 

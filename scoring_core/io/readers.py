@@ -15,15 +15,23 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.io.formats import STDIO, DataFileError, display_name
+from scoring_core.errors import DataFileError
+from scoring_core.io.formats import STDIO
 
-__all__ = ["TEXT_SHOWN", "Chunk", "StreamReader", "TableReader", "close_input", "open_reader"]
+__all__ = [
+    "TEXT_SHOWN",
+    "Chunk",
+    "CsvReader",
+    "ParquetReader",
+    "StreamReader",
+    "TableReader",
+    "close_input",
+]
 
 _CSV_BLOCK_BYTES = 1 << 20  # pyarrow's streaming CSV parser is fastest around 1 MB (measured)
 TEXT_SHOWN = 120
@@ -67,29 +75,6 @@ class TableReader(abc.ABC):
         """Release the file (readers that hold one override this)."""
 
 
-def open_reader(path: str, fmt: str) -> TableReader:
-    """Open ``path`` (``-``: standard input) in ``fmt`` for chunked reading."""
-    name = display_name(path)
-    if path != STDIO and not Path(path).is_file():
-        problem = "is a folder" if Path(path).is_dir() else "does not exist"
-        raise DataFileError(f"input file {path!r} {problem}", file=path)
-    if fmt == "parquet":
-        return _ParquetReader(name, path)
-    try:
-        stream: IO[bytes] = sys.stdin.buffer if path == STDIO else open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise DataFileError(f"cannot open {name}: {exc.strerror or exc}", file=path) from None
-    try:
-        if fmt == "jsonl":
-            from scoring_core.io.jsonl import JsonLinesReader
-
-            return JsonLinesReader(name, stream)
-        return _CsvReader(name, stream, None if path == STDIO else path)
-    except BaseException:
-        close_input(stream)
-        raise
-
-
 class StreamReader(TableReader):
     """A reader of a byte stream; progress is the stream's position in a regular file."""
 
@@ -115,7 +100,7 @@ def _arrow_error(name: str, exc: Exception, where: str = "") -> DataFileError:
     return DataFileError(f"cannot read {name}{where}: {text}", file=name)
 
 
-class _CsvReader(StreamReader):
+class CsvReader(StreamReader):
     """CSV with a header line. Columns other than the numeric ones are read as text, exactly
     as written (ids such as ``007`` survive).
 
@@ -267,7 +252,7 @@ class _RowNumbering:
         return Chunk(table, rows, broken)
 
 
-class _ParquetReader(TableReader):
+class ParquetReader(TableReader):
     """Parquet, one batch at a time. Memory also grows with the file's row-group size:
     pyarrow decodes a row group's column chunks whole."""
 

@@ -15,7 +15,8 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.io.formats import STDIO, DataFileError
+from scoring_core.errors import DataFileError
+from scoring_core.io.formats import STDIO
 
 __all__ = [
     "TableWriter",

@@ -37,6 +37,7 @@ class CircuitBreaker:
         open_seconds: float = 30.0,
         half_open_calls: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[str], None] | None = None,
     ) -> None:
         self.failure_rate = failure_rate
         self.minimum_calls = minimum_calls
@@ -51,8 +52,9 @@ class CircuitBreaker:
         self._probes_started = 0
         self._probe_outcomes: list[bool] = []
         self.transitions: deque[tuple[str, str]] = deque(maxlen=64)  # the latest ones
-        self.transition_count = 0
-        self.skipped = 0
+        # skips and moves are counted where every count of the step is
+        # (scoring_core.observe), through ``on_event``
+        self._on_event = on_event if on_event is not None else _ignore
 
     @property
     def state(self) -> str:
@@ -69,8 +71,8 @@ class CircuitBreaker:
             if self._state == HALF_OPEN and self._probes_started < self.half_open_calls:
                 self._probes_started += 1
                 return True
-            self.skipped += 1
-            return False
+        self._on_event("breaker_skipped")
+        return False
 
     def record(self, failed: bool) -> None:
         """The outcome of a call that :meth:`allow` let through."""
@@ -103,7 +105,7 @@ class CircuitBreaker:
 
     def _move(self, state: str) -> None:
         self.transitions.append((self._state, state))
-        self.transition_count += 1
+        self._on_event(f"breaker_{state}")
         self._state = state
         if state == OPEN:
             self._opened_at = self._clock()
@@ -122,6 +124,8 @@ class CircuitBreaker:
                 "state": self._state,
                 "failure_rate": round(self._failures / calls, 4) if calls else 0.0,
                 "calls_in_window": calls,
-                "skipped": self.skipped,
-                "transitions": self.transition_count,
             }
+
+
+def _ignore(event: str) -> None:
+    pass

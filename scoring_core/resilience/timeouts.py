@@ -22,17 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StepTimeoutError", "ThreadedRunner", "Watchdog", "is_cancellable"]
+from scoring_core.errors import StepTimeoutError
 
-
-class StepTimeoutError(Exception):
-    """A step did not answer within its time budget."""
-
-    def __init__(self, budget_s: float, *, cancelled: bool) -> None:
-        self.budget_s = budget_s
-        self.cancelled = cancelled
-        how = "cancelled" if cancelled else "abandoned; its late result will be dropped"
-        super().__init__(f"timed out after {budget_s * 1e3:.3g} ms ({how})")
+__all__ = ["ThreadedRunner", "Watchdog", "is_cancellable"]
 
 
 def is_cancellable(scorer: Any) -> bool:
@@ -65,14 +57,19 @@ class Watchdog:
     cancellation), starts with the first watched call and ends with :meth:`stop`.
     """
 
-    def __init__(self, smallest_budget_s: float | None = None) -> None:
+    def __init__(
+        self,
+        smallest_budget_s: float | None = None,
+        *,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> None:
+        self._on_cancel = on_cancel
         self._active: dict[int, _Watch] = {}
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         budget = 0.2 if smallest_budget_s is None else smallest_budget_s
         self.tick_s = min(0.05, max(0.001, budget / 4))
-        self.cancelled = 0
 
     def watch(self, budget_s: float, token: Any, cancel: Callable[[Any], None]) -> _Watch:
         """Start watching a call; pass the handle to :meth:`finish` when it returns."""
@@ -102,7 +99,8 @@ class Watchdog:
                     continue
                 self._active.pop(id(item), None)
                 item.cancelled = True
-                self.cancelled += 1
+                if self._on_cancel is not None:
+                    self._on_cancel()
                 try:
                     item.cancel(item.token)
                 except Exception:  # a failing cancel must not stop the watchdog
@@ -135,14 +133,14 @@ class ThreadedRunner:
     thread: it never keeps the process from exiting.
     """
 
-    def __init__(self, step_name: str) -> None:
+    def __init__(self, step_name: str, *, on_abandoned: Callable[[], None] | None = None) -> None:
         self._name = step_name
+        self._on_abandoned = on_abandoned
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._workers = 0
         self._stopped = False
-        self.abandoned = 0
 
     def call(self, fn: Callable[[Any], Any], X: Any, budget_s: float) -> Any:
         task = _Call(fn, X)
@@ -156,8 +154,8 @@ class ThreadedRunner:
                 ).start()
         self._calls.put(task)
         if not task.done.wait(budget_s):
-            with self._lock:
-                self.abandoned += 1
+            if self._on_abandoned is not None:
+                self._on_abandoned()
             raise StepTimeoutError(budget_s, cancelled=False)
         if task.error is not None:
             raise task.error
