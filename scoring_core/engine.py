@@ -25,7 +25,13 @@ from scoring_core.config import (
     validate_options,
 )
 from scoring_core.config.yaml import KeyPath, LoadedYaml, format_path, load_yaml_file
-from scoring_core.errors import ConfigError, EngineClosedError, InputError, UnknownStepError
+from scoring_core.errors import (
+    ConfigError,
+    EngineClosedError,
+    InputError,
+    UnknownStepError,
+    exception_text,
+)
 from scoring_core.features.schema import FeatureSchema, PreparedBatch
 from scoring_core.observe.counters import ChainCounters
 from scoring_core.plugins import PluginHost, unknown_scorer_error
@@ -94,7 +100,7 @@ class Engine:
                 self._watcher = FileWatcher(steps, _reloader(self), config.watch.interval_s)
         except BaseException as exc:
             for error in self._shut_down(CLOSE_WAIT_S):
-                exc.add_note(f"also, while closing the loaded steps: {error!r}")
+                exc.add_note(f"also, while closing the loaded steps: {exception_text(error)}")
             raise
         for error in self._host.call_each("scoring_engine_started", engine=self):
             logger.error("scoring_engine_started failed: %s", error)

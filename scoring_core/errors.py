@@ -16,7 +16,8 @@ Every error the engine raises on purpose derives from :class:`ScoringError`::
 
 Each error carries its context as attributes, so callers never parse messages. The edges
 (the CLI, the HTTP server) map these to exit codes and statuses; nothing here knows them.
-:func:`did_you_mean` words the "did you mean" hint every message about a name uses.
+:func:`did_you_mean` words the "did you mean" hint every message about a name uses, and
+:func:`exception_text` shows a plugin's exception, whatever its ``__str__`` does.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "StepTimeoutError",
     "UnknownStepError",
     "did_you_mean",
+    "exception_text",
 ]
 
 
@@ -182,3 +184,17 @@ def did_you_mean(word: str, candidates: Iterable[str], *, list_known: bool = Tru
     if list_known and known and len(known) <= 12:
         return f"; known: {', '.join(known)}"
     return ""
+
+
+def exception_text(exc: BaseException) -> str:
+    """``Type: message`` (or ``Type`` alone), for an exception a plugin raised.
+
+    Never raises: a plugin's exception whose ``__str__`` raises or returns a non-string is
+    shown by its type, so one broken plugin cannot break the message about it.
+    """
+    name = type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its message could not be read)"
+    return f"{name}: {text}" if text else name

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scoring_core.chain.step import ScorerSlot, Step
-from scoring_core.errors import EngineClosedError, StepTimeoutError
+from scoring_core.errors import EngineClosedError, StepTimeoutError, exception_text
 from scoring_core.resilience.timeouts import Watchdog
 
 __all__ = ["FALLBACK_LOG_INTERVAL_S", "Failure", "StepCaller", "raised_text"]
@@ -286,11 +286,7 @@ class StepCaller:
 
 def raised_text(exc: BaseException) -> str:
     """``raised Type: message``, whatever the exception's ``__str__`` does."""
-    try:
-        text = str(exc)
-    except Exception:
-        text = "(its message could not be read)"
-    return f"raised {type(exc).__name__}: {text}" if text else f"raised {type(exc).__name__}"
+    return f"raised {exception_text(exc)}"
 
 
 def _what(out: Any) -> str:

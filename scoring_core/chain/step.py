@@ -12,11 +12,18 @@ from typing import Any
 import numpy as np
 
 from scoring_core.config.schema import StepConfig
+from scoring_core.errors import exception_text
 from scoring_core.observe.counters import StepCounters
 from scoring_core.plugins import ScorerRegistration
 from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from scoring_core.resilience.timeouts import ThreadedRunner, is_cancellable
-from scoring_core.scorer import ScorerContext
+from scoring_core.resilience.timeouts import ThreadedRunner
+from scoring_core.scorer import (
+    Scorer,
+    ScorerContext,
+    SupportsCancel,
+    SupportsClose,
+    SupportsDescribe,
+)
 
 __all__ = ["READY", "UNAVAILABLE", "ScorerSlot", "Step"]
 
@@ -51,7 +58,7 @@ class ScorerSlot:
     def __init__(self, scorer: Any, step_name: str) -> None:
         self.scorer = scorer
         self.step_name = step_name
-        self.cancellable = is_cancellable(scorer)
+        self.cancellable = isinstance(scorer, SupportsCancel)
         self.lock = threading.Lock()
         # One entry per call in flight. list.append and list.pop are atomic, so the
         # normal path takes no lock: each side changes the list before it reads
@@ -181,9 +188,9 @@ class Step:
         try:
             scorer = self.registration.factory(self.context)
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            reason = exception_text(exc)
             return LoadOutcome(None, reason, time.perf_counter() - started)
-        if isinstance(scorer, type) or not callable(getattr(scorer, "score", None)):
+        if isinstance(scorer, type) or not isinstance(scorer, Scorer) or not callable(scorer.score):
             close_scorer(scorer, self.name)
             return LoadOutcome(
                 None,
@@ -211,7 +218,7 @@ class Step:
             got = np.asarray(scorer.score(np.ascontiguousarray(rows)), dtype=np.float64)
             got = got.reshape(rows.shape[0])
         except Exception as exc:
-            return f"self_test: scoring the golden rows raised {type(exc).__name__}: {exc}"
+            return f"self_test: scoring the golden rows raised {exception_text(exc)}"
         expected = np.asarray(test.expected, dtype=np.float64)
         misses = np.flatnonzero(~(np.abs(got - expected) <= test.tolerance))
         if misses.size == 0:
@@ -324,25 +331,23 @@ class Step:
                     counters.event(f"breaker_{state}") for state in (OPEN, HALF_OPEN, CLOSED)
                 ),
             }
-        describe = getattr(slot.scorer if slot is not None else None, "describe", None)
-        if callable(describe):
+        if slot is not None and isinstance(slot.scorer, SupportsDescribe):
             try:
-                data["details"] = describe()
+                data["details"] = slot.scorer.describe()
             except Exception as exc:
-                data["details"] = {"error": f"describe() raised {type(exc).__name__}: {exc}"}
+                data["details"] = {"error": f"describe() raised {exception_text(exc)}"}
         data.update(counters.as_dict())
         return data
 
 
 def close_scorer(scorer: Any, step_name: str) -> Exception | None:
     """Call ``scorer.close()`` if it has one; return its exception, annotated."""
-    close = getattr(scorer, "close", None)
-    if scorer is None or not callable(close):
+    if not isinstance(scorer, SupportsClose):
         return None
     try:
-        close()
+        scorer.close()
     except Exception as exc:
         exc.add_note(f"while closing the scorer of step {step_name!r}")
-        logger.error("step %r: close() raised %s: %s", step_name, type(exc).__name__, exc)
+        logger.error("step %r: close() raised %s", step_name, exception_text(exc))
         return exc
     return None

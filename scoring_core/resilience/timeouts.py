@@ -2,8 +2,9 @@
 
 Two mechanisms, chosen per step when the engine is built:
 
-* A scorer that can be cancelled (it has ``cancel_token()`` and ``cancel(token)``,
-  and ``score(X, token)``; the ONNX scorer does, through ``RunOptions.terminate``)
+* A scorer that can be cancelled (:class:`scoring_core.SupportsCancel`: ``cancel_token()``,
+  ``cancel(token)`` and ``score(X, token)``; the ONNX scorer is, through
+  ``RunOptions.terminate``)
   runs on the caller's thread. One :class:`Watchdog` thread per engine cancels the
   calls that overrun. The cost on the normal path is a token and a dict insert.
 * Any other scorer whose step sets ``timeout_ms`` runs on a daemon worker thread,
@@ -24,14 +25,7 @@ from typing import Any
 
 from scoring_core.errors import StepTimeoutError
 
-__all__ = ["ThreadedRunner", "Watchdog", "is_cancellable"]
-
-
-def is_cancellable(scorer: Any) -> bool:
-    """True when the scorer offers ``cancel_token()`` and ``cancel(token)``."""
-    return callable(getattr(scorer, "cancel_token", None)) and callable(
-        getattr(scorer, "cancel", None)
-    )
+__all__ = ["ThreadedRunner", "Watchdog"]
 
 
 class _Watch:

@@ -283,3 +283,35 @@ def test_a_factory_returning_something_without_score_leaves_the_step_unavailable
     assert model["rows_failed"] == {"unavailable": N + 1}
     assert_rows_served(batch, N, ["formula"] * N, X.astype(np.float64).mean(axis=1))
     assert [b.closed for b in BUILT] == [1] * len(BUILT)  # what was built was closed
+
+
+def _factory_raising_unprintable(ctx: ScorerContext) -> Any:
+    raise UnprintableError()
+
+
+def _describe_raising_unprintable(ctx: ScorerContext) -> Any:
+    class DescribeRaises(MeanScorer):
+        def describe(self) -> dict[str, Any]:
+            raise UnprintableError()
+
+    return DescribeRaises(ctx)
+
+
+def test_a_factory_raising_an_error_that_cannot_be_printed_leaves_the_step_unavailable() -> None:
+    with _engine({"scorer": "broken"}, broken=_factory_raising_unprintable) as engine:
+        single = engine.score(ROW)
+        model = step_of(engine, "model")
+    assert single.scorer == "formula"
+    assert model["status"] == "unavailable"
+    assert model["reason"] == "UnprintableError: (its message could not be read)"
+    assert single.fallbacks[0].reason == f"unavailable: {model['reason']}"
+
+
+def test_describe_raising_an_error_that_cannot_be_printed_still_gives_diagnostics() -> None:
+    with _engine({"scorer": "odd"}, odd=_describe_raising_unprintable) as engine:
+        model = step_of(engine, "model")
+        assert engine.score(ROW).scorer == "model"
+    assert model["status"] == "ready"
+    assert model["details"] == {
+        "error": "describe() raised UnprintableError: (its message could not be read)"
+    }
