@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         t["engine.score_batch(1k)"] = best(lambda: engine.score_batch(X1k), n // 20, r)
         t["raw ORT, 100k rows"] = best(raw(X100k), 3, r)
         t["engine.score_batch(100k)"] = best(lambda: engine.score_batch(X100k), 3, r)
-        rules = next(s.scorer for s in engine._steps if s.registration.name == "rules")
+        rules = next(s.scorer for s in engine._chain.steps if s.registration.name == "rules")
         t["rules alone, 100k rows"] = best(lambda: rules.score(X100k), 20, r)
     with variant(args.config, set_timeout) as engine:
         t["engine.score(array), timeout_ms"] = best(lambda: engine.score(row), n, r)

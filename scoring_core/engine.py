@@ -14,19 +14,20 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.chain.step import Step
+from scoring_core.chain.build import (
+    ChainSource,
+    build_steps,
+    refuse_without_required,
+    resolve_features,
+)
 from scoring_core.chain.walk import Chain, StepRun
 from scoring_core.config import (
     EngineConfig,
     ExhaustedDefault,
-    FeatureSpec,
-    load_feature_file,
     parse_config,
-    validate_options,
 )
-from scoring_core.config.yaml import KeyPath, LoadedYaml, format_path, load_yaml_file
+from scoring_core.config.yaml import LoadedYaml, load_yaml_file
 from scoring_core.errors import (
-    ConfigError,
     EngineClosedError,
     InputError,
     UnknownStepError,
@@ -34,10 +35,9 @@ from scoring_core.errors import (
 )
 from scoring_core.features.schema import FeatureSchema, PreparedBatch
 from scoring_core.observe.counters import ChainCounters
-from scoring_core.plugins import PluginHost, unknown_scorer_error
+from scoring_core.plugins import PluginHost
 from scoring_core.resilience.watch import FileWatcher
 from scoring_core.results import BatchResult, ScoreResult
-from scoring_core.scorer import ScorerContext
 
 __all__ = ["Engine", "StepRun"]
 
@@ -66,18 +66,19 @@ class Engine:
         self._reload_lock = threading.Lock()
         self._counters = ChainCounters()
         self._config = config
-        self._source = source if source is not None else LoadedYaml(data=None)  # no lines
-        self._clock = clock
+        where = ChainSource(
+            config, source if source is not None else LoadedYaml(data=None), base_dir
+        )
         self.base_dir = base_dir
-        self.config_file = self._source.file
-        self._schema = FeatureSchema(self._resolve_features(config))
+        self.config_file = where.config_file
+        self._schema = FeatureSchema(resolve_features(where))
         self._host = PluginHost(
             config_plugins=config.plugins,
             disabled=config.disable_plugins,
             code_plugins=plugins,
             base_dir=base_dir,
         )
-        steps = self._build_steps()
+        steps = build_steps(where, self._host, self._schema.names, clock=clock)
         self._chain = Chain(
             steps,
             output_range=config.output_range,
@@ -95,7 +96,7 @@ class Engine:
         try:
             for step in steps:
                 step.load()
-            self._refuse_without_required()
+            refuse_without_required(where, steps)
             if config.watch is not None:
                 self._watcher = FileWatcher(steps, _reloader(self), config.watch.interval_s)
         except BaseException as exc:
@@ -146,85 +147,6 @@ class Engine:
             config, base_dir=Path(base_dir).resolve(), source=source, plugins=plugins, clock=clock
         )
 
-    def _config_error(self, message: str, path: KeyPath) -> ConfigError:
-        return ConfigError(
-            message,
-            key_path=format_path(path),
-            file=self.config_file,
-            line=self._source.line_of(path),
-        )
-
-    def _resolve_features(self, config: EngineConfig) -> list[FeatureSpec]:
-        if not isinstance(config.features, str):
-            return list(config.features)
-        path = Path(config.features)
-        path = path if path.is_absolute() else self.base_dir / path
-        if not path.is_file():
-            what = "is not a regular file" if path.exists() else "does not exist"
-            folder = "the configuration file's folder" if self.config_file else "base_dir"
-            raise self._config_error(
-                f"the feature file {str(path)!r} {what}; a relative path resolves against "
-                f"{folder} ({self.base_dir})",
-                ("features",),
-            )
-        return load_feature_file(path)
-
-    def _build_steps(self) -> list[Step]:
-        steps = []
-        required = set(self._config.require)
-        context_data = {"feature_names": self._schema.names, "base_dir": self.base_dir}
-        output_range = self._config.output_range
-        for index, step_config in enumerate(self._config.chain):
-            registration = self._host.scorers.get(step_config.scorer)
-            if registration is None:
-                path = ("chain", index, "scorer")
-                raise unknown_scorer_error(
-                    step_config.scorer,
-                    self._host,
-                    key_path=format_path(path),
-                    file=self.config_file,
-                    line=self._source.line_of(path),
-                )
-            options = validate_options(
-                registration.options,
-                step_config.options,
-                context=context_data,
-                source=self._source,
-                prefix=("chain", index, "options"),
-            )
-            context = ScorerContext(
-                name=step_config.name,
-                scorer=step_config.scorer,
-                options=options,
-                feature_names=self._schema.names,
-                base_dir=self.base_dir,
-                output_range=output_range,
-                logger=logging.getLogger(f"scoring_core.step.{step_config.name}"),
-            )
-            steps.append(
-                Step(
-                    step_config,
-                    registration,
-                    context,
-                    required=step_config.name in required,
-                    clock=self._clock,
-                    chain_deadline=self._config.deadline_ms is not None,
-                )
-            )
-        return steps
-
-    def _refuse_without_required(self) -> None:
-        missing = [s for s in self._chain.steps if s.required and s.slot is None]
-        if not missing:
-            return
-        reasons = "; ".join(f"step {s.name!r}: {s.reason}" for s in missing)
-        index = self._config.require.index(missing[0].name)
-        raise self._config_error(
-            f"the engine refuses to start: required step(s) could not load ({reasons}); fix "
-            "them, or remove them from `require:` to start on the fallback",
-            ("require", index),
-        )
-
     # -- public attributes ------------------------------------------------------------------
 
     @property
@@ -249,10 +171,6 @@ class Engine:
     @property
     def output_range(self) -> tuple[float, float] | None:
         return self._config.output_range
-
-    @property
-    def _steps(self) -> tuple[Step, ...]:
-        return self._chain.steps
 
     # -- scoring ----------------------------------------------------------------------------
 

@@ -115,7 +115,7 @@ class CountingClose:
 
 def built(engine: Any, step: str) -> Any:
     """The scorer object a step holds (white-box access for assertions)."""
-    for candidate in engine._steps:
+    for candidate in engine._chain.steps:
         if candidate.name == step:
             return candidate.scorer
     raise KeyError(step)

@@ -317,7 +317,7 @@ def test_context_resolves_paths_against_the_yaml_folder(tmp_path: Path) -> None:
     sub.mkdir()
     path = write(sub, VALID)
     with Engine.from_yaml(path, plugins=[PLUGIN]) as engine:
-        ctx = engine._steps[0].context
+        ctx = engine._chain.steps[0].context
         assert ctx.resolve_path("models/m.onnx") == sub.resolve() / "models" / "m.onnx"
         assert ctx.resolve_path("/abs/m.onnx") == Path("/abs/m.onnx")
 

@@ -144,7 +144,7 @@ def _count(counts: Counter[str], outcome: str) -> None:
 
 
 def _garbage_step(engine: Engine) -> Garbage:
-    step = next(s for s in engine._steps if s.name == "garbage")
+    step = next(s for s in engine._chain.steps if s.name == "garbage")
     assert isinstance(step.scorer, Garbage)
     return step.scorer
 

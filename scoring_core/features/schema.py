@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from scoring_core.config.schema import FeatureSpec
 from scoring_core.errors import InputError, did_you_mean
+from scoring_core.features.frames import dataframe_batch, is_dataframe
 
 __all__ = ["FeatureSchema", "PreparedBatch"]
 
@@ -69,7 +70,7 @@ class FeatureSchema:
         self._high_bits = (
             int(self.high[:1].view(np.uint32)[0]) if uniform_from_zero and self.width else None
         )
-        self._names_set = frozenset(self.names)
+        self.names_set = frozenset(self.names)
         # Every feature of a plain dict in one C call (a comprehension took 2 us more).
         self._values_of: Callable[[Mapping[Any, Any]], Sequence[Any]] = (
             operator.itemgetter(*self.names)
@@ -215,7 +216,7 @@ class FeatureSchema:
                 return self._values_of(row), _NO_DEFAULTS
             except KeyError:
                 pass  # an unknown key stands in for a known one: report it below
-        unknown = [key for key in row if key not in self._names_set]
+        unknown = [key for key in row if key not in self.names_set]
         if unknown:
             key = unknown[0]
             raise InputError.for_row(
@@ -299,8 +300,8 @@ class FeatureSchema:
         """Check many rows; bad rows are reported, not dropped or scored."""
         if isinstance(rows, np.ndarray):
             return self._array_batch(rows)
-        if _is_dataframe(rows):
-            return self._dataframe_batch(rows)
+        if is_dataframe(rows):
+            return dataframe_batch(self, rows)
         if isinstance(rows, str | bytes) or not isinstance(rows, Sequence):
             raise InputError(
                 "score_batch takes a 2-D array, a sequence of rows (mappings or sequences) or a "
@@ -319,12 +320,12 @@ class FeatureSchema:
             try:
                 array = np.array(rows)
             except (ValueError, TypeError, OverflowError):  # ragged: each row gets its message
-                return self._row_by_row(rows)
+                return self.row_by_row(rows)
             if array.ndim == 2 and array.dtype.kind in _NUMERIC_KINDS:
                 return self._array_batch(array)
         # Text, None or odd values somewhere: check row by row, so only those rows are
         # refused (a stacked array would have turned every row into text).
-        return self._row_by_row(rows)
+        return self.row_by_row(rows)
 
     def _array_batch(self, array: npt.NDArray[Any]) -> PreparedBatch:
         if array.ndim == 1 and array.shape[0] == 0:
@@ -335,12 +336,12 @@ class FeatureSchema:
                 "column order is engine.feature_names"
             )
         if array.dtype.kind not in _NUMERIC_KINDS:
-            return self._row_by_row(list(array))
+            return self.row_by_row(list(array))
         with np.errstate(over="ignore", invalid="ignore"):
             X = np.ascontiguousarray(array, dtype=np.float32)
-        return self._finish(X, np.arange(X.shape[0]), {}, None)
+        return self.finish(X, np.arange(X.shape[0]), {}, None)
 
-    def _finish(
+    def finish(
         self,
         X: FloatArray,
         rows: npt.NDArray[np.intp],
@@ -381,9 +382,9 @@ class FeatureSchema:
             good.append(i)
             used.append(defaults_used)
         X = np.frombuffer(b"".join(parts), dtype=np.float32).reshape(len(parts), self.width)
-        return self._finish(X, np.array(good, dtype=np.intp), errors, used)
+        return self.finish(X, np.array(good, dtype=np.intp), errors, used)
 
-    def _row_by_row(self, rows: Sequence[Any]) -> PreparedBatch:
+    def row_by_row(self, rows: Sequence[Any]) -> PreparedBatch:
         good_rows: list[FloatArray] = []
         good: list[int] = []
         used: list[tuple[str, ...]] = []
@@ -398,46 +399,7 @@ class FeatureSchema:
             good.append(i)
             used.append(defaults_used)
         X = np.concatenate(good_rows) if good_rows else np.empty((0, self.width), dtype=np.float32)
-        return self._finish(X, np.array(good, dtype=np.intp), errors, used)
-
-    def _dataframe_batch(self, frame: Any) -> PreparedBatch:
-        columns = [str(c) for c in frame.columns]
-        repeated = sorted({c for c in columns if columns.count(c) > 1})
-        if repeated:
-            raise InputError(
-                f"column {repeated[0]!r} appears more than once; keep one",
-                feature=repeated[0],
-            )
-        unknown = [c for c in columns if c not in self._names_set]
-        if unknown:
-            raise InputError(
-                f"unknown column {unknown[0]!r}{did_you_mean(unknown[0], self.names)}; pass only "
-                "the feature columns, e.g. engine.score_batch(df[list(engine.feature_names)])",
-                feature=unknown[0],
-            )
-        present = set(columns)
-        n = len(frame)
-        X = np.empty((n, self.width), dtype=np.float32)
-        used_names: list[str] = []
-        for j, name in enumerate(self.names):
-            if name in present:
-                column = frame[name].to_numpy()
-                if column.dtype.kind not in _NUMERIC_KINDS:
-                    return self._row_by_row(
-                        [dict(zip(columns, r, strict=True)) for r in frame.itertuples(index=False)]
-                    )
-                with np.errstate(over="ignore", invalid="ignore"):
-                    X[:, j] = column
-            elif name in self.defaults:
-                X[:, j] = self.defaults[name]
-                used_names.append(name)
-            else:
-                raise InputError(
-                    f"column {name!r} is missing and the feature has no default",
-                    feature=name,
-                )
-        used = [tuple(used_names)] * n if used_names else None
-        return self._finish(X, np.arange(n), {}, used)
+        return self.finish(X, np.array(good, dtype=np.intp), errors, used)
 
 
 def _read_only(X: FloatArray) -> FloatArray:
@@ -458,8 +420,3 @@ def _to_float32(array: npt.NDArray[Any]) -> FloatArray:
 def _renumber(error: InputError, row: int) -> InputError:
     """The same error with the row number of the whole input."""
     return InputError.for_row(row, error.reason, feature=error.feature)
-
-
-def _is_dataframe(obj: Any) -> bool:
-    module = type(obj).__module__
-    return module.startswith("pandas") and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
