@@ -26,7 +26,15 @@ from scoring_core.hookspecs import hookimpl, hookspec
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
     from scoring_core.results import BatchResult, Fallback, ScoreResult
-    from scoring_core.scorer import Scorer, ScorerContext
+    from scoring_core.scorer import (
+        RegisterScorer,
+        Scorer,
+        ScorerContext,
+        SupportsCancel,
+        SupportsClose,
+        SupportsDescribe,
+        WatchesFiles,
+    )
 
 __version__ = "0.1.0"
 
@@ -35,8 +43,13 @@ _LAZY = {
     "BatchResult": "scoring_core.results",
     "Fallback": "scoring_core.results",
     "ScoreResult": "scoring_core.results",
+    "RegisterScorer": "scoring_core.scorer",
     "Scorer": "scoring_core.scorer",
     "ScorerContext": "scoring_core.scorer",
+    "SupportsCancel": "scoring_core.scorer",
+    "SupportsClose": "scoring_core.scorer",
+    "SupportsDescribe": "scoring_core.scorer",
+    "WatchesFiles": "scoring_core.scorer",
 }
 
 __all__ = [
@@ -48,10 +61,15 @@ __all__ = [
     "Fallback",
     "InputError",
     "PluginError",
+    "RegisterScorer",
     "ScoreResult",
     "Scorer",
     "ScorerContext",
     "ScoringError",
+    "SupportsCancel",
+    "SupportsClose",
+    "SupportsDescribe",
+    "WatchesFiles",
     "__version__",
     "hookimpl",
     "hookspec",

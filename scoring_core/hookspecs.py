@@ -3,6 +3,10 @@
 A plugin is a module or object with functions decorated by ``scoring_core.hookimpl``
 whose names match the hooks below. Plugins reach the engine through the
 ``scoring_core`` entry-point group, or through the YAML's ``plugins:`` list.
+
+An implementation may be a pluggy wrapper (``@hookimpl(wrapper=True)``, or the old-style
+``hookwrapper=True``) around the plain ones. One plugin's implementation that raises
+does not stop the others'; what happens to its error is said under each hook.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
-    from scoring_core.plugins import RegisterScorer
+    from scoring_core.scorer import RegisterScorer
 
 PROJECT_NAME = "scoring_core"
 
@@ -28,10 +32,12 @@ def scoring_register_scorers(register: RegisterScorer) -> None:
     Called once per engine, while the engine is being built and before any step
     is loaded.
 
-    :param register: call ``register(name, factory, options=None)`` once per scorer.
-        ``name`` is what a chain step names under ``scorer:``; ``factory`` is any
-        callable that takes a :class:`scoring_core.ScorerContext` and returns an
-        object with ``score(X)`` (and optionally ``close()``); ``options`` is a
+    :param register: call ``register(name, factory, options=None)`` once per scorer
+        (:class:`scoring_core.RegisterScorer`). ``name`` is what a chain step names under
+        ``scorer:``; ``factory`` is any callable that takes a
+        :class:`scoring_core.ScorerContext` and returns a :class:`scoring_core.Scorer`
+        (which may also have ``close()``, ``describe()``, ``watched_files()`` or
+        cancellation: ``scoring_core.SupportsClose`` and its siblings); ``options`` is a
         pydantic model class or dataclass describing the step's ``options`` mapping.
 
     :return: nothing; register through the callback.

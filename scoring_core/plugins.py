@@ -24,22 +24,23 @@ import importlib.util
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pluggy
 
 from scoring_core import hookspecs
 from scoring_core.errors import ConfigError, PluginError
+from scoring_core.hook_calls import call_guarded, guard_implementations
+from scoring_core.scorer import RegisterScorer
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginHost",
     "PluginInfo",
-    "RegisterScorer",
+    "RegisterScorer",  # defined in scoring_core.scorer, public as scoring_core.RegisterScorer
     "ScorerRegistration",
 ]
 
@@ -49,14 +50,6 @@ STRICT_PLUGINS_ENV = "SCORING_STRICT_PLUGINS"
 TRACE_PLUGINS_ENV = "SCORING_TRACE_PLUGINS"
 
 logger = logging.getLogger("scoring_core")
-
-
-class RegisterScorer(Protocol):
-    """The ``register`` callback handed to ``scoring_register_scorers``."""
-
-    def __call__(
-        self, name: str, factory: Callable[..., Any], *, options: type[Any] | None = None
-    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -214,6 +207,12 @@ class PluginHost:
         except Exception as exc:
             self._failed(info, exc, "cannot register")
             return
+        guard_implementations(
+            self.pm,
+            obj,
+            replace={"scoring_register_scorers": {"register": self._register_callback(info)}},
+            trace=self._trace,
+        )
         info.hooks = sorted(
             caller.name for caller in self.pm.get_hookcallers(obj) or [] if caller.name
         )
@@ -244,21 +243,19 @@ class PluginHost:
                 self._failed(info, error, "unknown hook")
 
     def _collect_scorers(self) -> None:
-        caller = self.pm.hook.scoring_register_scorers
-        for impl in caller.get_hookimpls():  # in registration order
-            info = self._by_plugin_name.get(impl.plugin_name)
-            if info is None:
-                continue
-            register = self._register_callback(info)
-            try:
-                self._call_impl(impl, "scoring_register_scorers", {"register": register})
-            except PluginError:
-                raise
-            except Exception as exc:
-                info.error = f"scoring_register_scorers raised {type(exc).__name__}: {exc}"
-                if self._strict:
-                    raise PluginError(f"plugin {info.name!r}: {info.error}") from exc
-                logger.warning("plugin %r: %s", info.name, info.error)
+        """Call ``scoring_register_scorers``: each plugin gets a ``register`` of its own."""
+        failures = call_guarded(
+            self.pm, "scoring_register_scorers", {"register": _register_outside_a_plugin}
+        )
+        for _, exc in failures:
+            if isinstance(exc, PluginError):  # a clash or a bad factory: no engine
+                raise exc
+        for plugin, exc in failures:
+            info = self._by_plugin_name[plugin]
+            info.error = f"scoring_register_scorers raised {type(exc).__name__}: {exc}"
+            if self._strict:
+                raise PluginError(f"plugin {info.name!r}: {info.error}") from exc
+            logger.warning("plugin %r: %s", info.name, info.error)
 
     def _register_callback(self, info: PluginInfo) -> RegisterScorer:
         def register(
@@ -291,47 +288,32 @@ class PluginHost:
 
         return register
 
-    def _call_impl(self, impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
-        """Call one hook implementation as pluggy would; with SCORING_TRACE_PLUGINS=1, log it.
-
-        Like pluggy, pass only the arguments the implementation names.
-        """
-        args = [kwargs[name] for name in impl.argnames]
-        if not self._trace:
-            impl.function(*args)
-            return
-        started = time.perf_counter()
-        outcome = "returned"
-        try:
-            impl.function(*args)
-        except BaseException as exc:
-            outcome = f"raised {type(exc).__name__}"
-            raise
-        finally:
-            logger.info(
-                "hook %s in plugin %r %s after %.3f ms",
-                hook_name,
-                impl.plugin_name,
-                outcome,
-                (time.perf_counter() - started) * 1e3,
-            )
-
     # -- use --------------------------------------------------------------------------------
 
     def call_each(self, hook_name: str, **kwargs: Any) -> list[Exception]:
-        """Call every implementation of ``hook_name`` in its own try; return the errors."""
+        """Call ``hook_name`` through pluggy, wrappers included; return the errors, not raise.
+
+        One plugin's implementation that raises does not stop the others'
+        (:mod:`scoring_core.hook_calls`); each error gets a note naming its plugin and hook.
+        """
         errors: list[Exception] = []
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in caller.get_hookimpls():
-            try:
-                self._call_impl(impl, hook_name, kwargs)
-            except Exception as exc:
-                exc.add_note(f"in plugin {impl.plugin_name!r}, hook {hook_name}")
-                errors.append(exc)
+        for plugin, exc in call_guarded(self.pm, hook_name, kwargs):
+            exc.add_note(f"in plugin {plugin!r}, hook {hook_name}")
+            errors.append(exc)
         return errors
 
     def load_errors(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.error]
+
+
+def _register_outside_a_plugin(
+    name: str, factory: Callable[..., Any], *, options: type[Any] | None = None
+) -> None:
+    """The ``register`` a hook call passes; every plugin the host loaded gets its own instead."""
+    raise PluginError(
+        f"scorer {name!r} was registered by a plugin the engine did not load; load plugins "
+        "through entry points, the YAML's `plugins:` or Engine.from_config(plugins=[...])"
+    )
 
 
 def _dist_label(distribution: str | None, version: str | None) -> str:

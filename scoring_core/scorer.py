@@ -1,9 +1,16 @@
-"""What a scorer factory receives: :class:`ScorerContext`."""
+"""The plugin author's contract: what a scorer is, what it may also do, what it receives.
+
+A scorer is any object with ``score(X)`` (:class:`Scorer`), built by a factory that takes
+a :class:`ScorerContext` and registered through ``register`` (:class:`RegisterScorer`)
+in the ``scoring_register_scorers`` hook. Its optional capabilities are protocols of
+their own: :class:`SupportsClose`, :class:`SupportsDescribe`, :class:`SupportsCancel`
+and :class:`WatchesFiles`. Every name here is exported from ``scoring_core``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -11,20 +18,76 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Scorer", "ScorerContext"]
+__all__ = [
+    "RegisterScorer",
+    "Scorer",
+    "ScorerContext",
+    "SupportsCancel",
+    "SupportsClose",
+    "SupportsDescribe",
+    "WatchesFiles",
+]
 
 
 @runtime_checkable
 class Scorer(Protocol):
-    """What a scorer factory returns.
+    """What a scorer factory returns: an object with ``score(X)``.
 
     ``score`` takes a C-contiguous float32 array of shape ``(n, len(feature_names))``
     and returns an array-like of ``n`` scores (shape ``(n,)`` or ``(n, 1)``). It may
-    be called from many threads at once. An optional ``close()`` is called exactly
-    once, when the engine closes or the step is reloaded.
+    be called from many threads at once.
+
+    A scorer may also offer any of the optional capabilities below; the engine checks
+    for each with ``isinstance`` against its protocol, once, when the step loads.
     """
 
     def score(self, X: npt.NDArray[np.float32], /) -> Any: ...
+
+
+@runtime_checkable
+class SupportsClose(Protocol):
+    """``close()``: release what the scorer holds.
+
+    Called exactly once, when the engine closes or a reload replaces the scorer, after
+    the calls already running on it have finished. An exception is reported by
+    ``engine.close()`` (with the others, as an ExceptionGroup), never swallowed.
+    """
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsDescribe(Protocol):
+    """``describe()``: a JSON-serialisable mapping shown as the step's ``details`` in
+    ``engine.diagnostics()`` and ``scoring check --json`` (model version, sha256, ...)."""
+
+    def describe(self) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class SupportsCancel(Protocol):
+    """Cancellation: a scorer whose calls can be stopped from another thread.
+
+    With ``timeout_ms`` set on its step, such a scorer runs on the caller's thread: the
+    engine takes a fresh ``cancel_token()`` per call, calls ``score(X, token)``, and its
+    watchdog calls ``cancel(token)`` when the call overruns (the ONNX scorer does this
+    through ``RunOptions.terminate``). ``score(X, token)`` then raises. Scorers without it
+    are run on a worker thread and abandoned when they overrun.
+    """
+
+    def cancel_token(self) -> Any: ...
+
+    def cancel(self, token: Any, /) -> None: ...
+
+    def score(self, X: npt.NDArray[np.float32], token: Any = ..., /) -> Any: ...
+
+
+@runtime_checkable
+class WatchesFiles(Protocol):
+    """``watched_files()``: the files whose change should reload the step, with the
+    config's ``watch:`` on (the ONNX scorer returns its model file and external data)."""
+
+    def watched_files(self) -> Sequence[Path]: ...
 
 
 @dataclass(frozen=True)
@@ -59,3 +122,24 @@ class ScorerContext:
         if isinstance(self.options, Mapping):
             return self.options.get(key, default)
         return getattr(self.options, key, default)
+
+
+class RegisterScorer(Protocol):
+    """The ``register`` callback handed to the ``scoring_register_scorers`` hook.
+
+    Call it once per scorer: ``name`` is what a chain step names under ``scorer:``;
+    ``factory`` is any callable taking a :class:`ScorerContext` and returning a
+    :class:`Scorer` (usually the scorer class itself); ``options`` is a pydantic model class
+    or a dataclass describing the step's ``options:``, validated when the engine is built.
+
+    Raises :class:`~scoring_core.PluginError` when another plugin already registered
+    ``name`` (the message names both plugins) or ``factory`` is not callable.
+    """
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[[ScorerContext], Scorer],
+        *,
+        options: type[Any] | None = None,
+    ) -> None: ...

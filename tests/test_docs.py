@@ -1,6 +1,8 @@
 """The docs say what the code does: hook signatures, config keys, examples that run.
 
-- docs/hooks.md documents every hookspec with its real signature, and its examples work;
+- docs/hooks.md documents every hookspec with its real signature, every name of the scorer
+  contract (scoring_core/scorer.py) with its real fields and method signatures, and its
+  examples work;
 - docs/configuration.md names every key of the config schema and every environment
   variable, and its complete example builds an engine;
 - docs/tutorial-plugin.md's files, copied as they are, make a plugin whose tests pass and
@@ -9,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -26,7 +29,7 @@ import pydantic
 import pytest
 import yaml
 
-from scoring_core import Engine, hookspecs
+from scoring_core import Engine, hookspecs, scorer
 from scoring_core.config import EngineConfig
 from scoring_core.plugins import LOAD_PLUGINS_ENV, STRICT_PLUGINS_ENV, TRACE_PLUGINS_ENV
 from scoring_core.testing import engine_for
@@ -61,15 +64,18 @@ class _Annotation:
         return str(self.text)
 
 
+def _as_written(parameter: inspect.Parameter) -> inspect.Parameter:
+    if parameter.annotation is not inspect.Parameter.empty:
+        parameter = parameter.replace(annotation=_Annotation(parameter.annotation))
+    if parameter.default is Ellipsis:
+        parameter = parameter.replace(default=_Annotation("..."))
+    return parameter
+
+
 def rendered_signature(fn: Any) -> str:
     """``def name(param: Type, ...) -> Return``, from inspect.signature."""
     signature = inspect.signature(fn)
-    parameters = [
-        p.replace(annotation=_Annotation(p.annotation))
-        if p.annotation is not inspect.Parameter.empty
-        else p
-        for p in signature.parameters.values()
-    ]
+    parameters = [_as_written(p) for p in signature.parameters.values()]
     returns = signature.return_annotation
     signature = signature.replace(
         parameters=parameters,
@@ -139,6 +145,92 @@ def test_each_hook_section_says_when_parameters_returns_and_shows_an_example(hoo
     for parameter in inspect.signature(hookspec_functions()[hook]).parameters:
         assert f"`{parameter}`" in subsections["Parameters"], f"{hook}: {parameter} undocumented"
     assert code_blocks(subsections["Example"], "python"), f"{hook}: the example has no code"
+
+
+# -- docs/hooks.md: the scorer contract -------------------------------------------------------
+
+
+def contract_sections() -> dict[str, str]:
+    """``### Name`` -> its text, under ``## The scorer contract``."""
+    return sections(sections(HOOKS_MD, 2)["The scorer contract"], 3)
+
+
+def rendered_members(cls: type) -> list[str]:
+    """What the docs must show of ``cls``: its fields (``name: type``), then ``def ...: ...``.
+
+    The methods are the ones the class itself defines, public ones and ``__call__``.
+    """
+    members = []
+    if dataclasses.is_dataclass(cls):
+        members += [f"{field.name}: {field.type}" for field in dataclasses.fields(cls)]
+    for name, member in vars(cls).items():
+        if inspect.isfunction(member) and (not name.startswith("_") or name == "__call__"):
+            members.append(f"{rendered_signature(member)}: ...")
+    return members
+
+
+def shown_members(block: str) -> list[str]:
+    """A docs block's field lines (defaults left out) and ``def`` lines, in order."""
+    shown = []
+    for line in block.splitlines():
+        text = line.strip()
+        if text.startswith("def "):
+            shown.append(text)
+        elif re.match(r"\w+: ", text):
+            shown.append(text.split(" = ")[0])
+    return shown
+
+
+def test_every_protocol_of_the_scorer_module_is_part_of_the_contract() -> None:
+    protocols = {
+        name
+        for name, value in vars(scorer).items()
+        if inspect.isclass(value)
+        and value.__module__ == scorer.__name__
+        and getattr(value, "_is_protocol", False)
+    }
+    assert {"Scorer", "SupportsClose", "RegisterScorer"} <= protocols
+    assert protocols <= set(scorer.__all__)
+
+
+def test_every_name_of_the_scorer_contract_is_documented_with_its_real_signatures() -> None:
+    documented = contract_sections()
+    problems = []
+    for name in scorer.__all__:
+        if name not in documented:
+            problems.append(f"{name} has no `### {name}` under `## The scorer contract`")
+            continue
+        blocks = code_blocks(documented[name], "python")
+        block = blocks[0] if blocks else ""
+        if not re.search(rf"^class {name}\b", block, flags=re.MULTILINE):
+            problems.append(f"{name}: its first python block does not show `class {name}`")
+        shown, expected = shown_members(block), rendered_members(getattr(scorer, name))
+        if shown != expected:
+            problems.append(f"{name}: docs/hooks.md shows {shown}, the code is {expected}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_contract_check_notices_a_changed_method() -> None:
+    class SupportsClose(typing.Protocol):
+        def close(self, wait_s: float = ..., /) -> None: ...
+
+    shown = shown_members(code_blocks(contract_sections()["SupportsClose"], "python")[0])
+    assert shown == ["def close(self) -> None: ..."]
+    assert rendered_members(SupportsClose) == [
+        "def close(self, wait_s: float = ..., /) -> None: ..."
+    ]
+
+
+def test_hooks_md_documents_no_contract_name_that_does_not_exist() -> None:
+    assert set(contract_sections()) == set(scorer.__all__)
+
+
+def test_the_contract_example_is_a_plugin_that_scores() -> None:
+    example = code_blocks(sections(HOOKS_MD, 2)["The scorer contract"], "python")[0]
+    plugin = module_from(example, "hooks_md_contract")
+    with engine_for([{"name": "m", "scorer": "mean"}], plugins=[plugin]) as engine:
+        result = engine.score([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert (result.scorer, result.score) == ("m", pytest.approx(0.3))
 
 
 def hook_example(hook: str) -> types.ModuleType:

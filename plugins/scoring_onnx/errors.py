@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scoring_core.errors import ScoringError
+from scoring_core import ScoringError
 
 __all__ = ["OnnxLoadError", "ScorerClosedError"]
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from scoring_core.hookspecs import hookimpl
-from scoring_core.plugins import RegisterScorer
+from scoring_core import RegisterScorer, hookimpl
 from scoring_onnx.options import OnnxOptions
 from scoring_onnx.scorer import OnnxScorer
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.scorer import ScorerContext
+from scoring_core import ScorerContext
 from scoring_onnx.errors import OnnxLoadError, ScorerClosedError
 from scoring_onnx.metadata import (
     MODEL_VERSION_KEY,

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from scoring_core.hookspecs import hookimpl
+from scoring_core import RegisterScorer, hookimpl
 from scoring_rules.options import RulesOptions
 from scoring_rules.scorer import RulesScorer
-
-if TYPE_CHECKING:
-    from scoring_core.plugins import RegisterScorer
 
 __all__ = ["scoring_register_scorers"]
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.scorer import ScorerContext
+from scoring_core import ScorerContext
 from scoring_rules.formula import LinearFormula, build_formula
 from scoring_rules.options import RulesOptions
 

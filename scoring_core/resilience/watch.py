@@ -1,10 +1,10 @@
 """Reload a step when the files its scorer was loaded from change on disk.
 
-A scorer opts in with ``watched_files()`` (the ONNX scorer returns its model file
-and external data). With ``watch: {interval_s: 2}`` in the YAML, one thread per
-engine compares each file's size and modification time every interval; a change
-triggers ``engine.reload(step)``, which loads and checks the new file beside the
-old one and keeps the old scorer serving if the new one is bad.
+A scorer opts in with ``watched_files()`` (:class:`~scoring_core.WatchesFiles`; the ONNX
+scorer returns its model file and external data). With ``watch: {interval_s: 2}`` in the
+YAML, one thread per engine compares each file's size and modification time every
+interval; a change triggers ``engine.reload(step)``, which loads and checks the new file
+beside the old one and keeps the old scorer serving if the new one is bad.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from scoring_core.scorer import WatchesFiles
+
 __all__ = ["FileWatcher", "file_signature"]
 
 logger = logging.getLogger("scoring_core")
@@ -24,11 +26,10 @@ Signature = tuple[tuple[str, int, int] | tuple[str, None, None], ...]
 
 def file_signature(scorer: Any) -> Signature | None:
     """(path, mtime_ns, size) of each file the scorer watches; None if it watches none."""
-    watched = getattr(scorer, "watched_files", None)
-    if scorer is None or not callable(watched):
+    if not isinstance(scorer, WatchesFiles):
         return None
     entries: list[tuple[str, int, int] | tuple[str, None, None]] = []
-    for path in watched():
+    for path in scorer.watched_files():
         try:
             stat = os.stat(Path(path))
         except OSError:

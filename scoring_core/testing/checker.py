@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from scoring_core.config.validate import validate_options
 from scoring_core.errors import ConfigError
-from scoring_core.scorer import ScorerContext
+from scoring_core.scorer import Scorer, ScorerContext
 from scoring_core.testing.report import Violation
 from scoring_core.testing.scorer_calls import (
     FloatRows,
@@ -149,7 +149,7 @@ class Checker:
                 )
                 raise StopChecksError from None
         self.built.append(scorer)
-        if not callable(getattr(scorer, "score", None)):
+        if not isinstance(scorer, Scorer):
             self.fail(
                 "construct",
                 f"the factory returned {type(scorer).__name__}, which has no score(X) method",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from scoring_core.engine import Engine
-from scoring_core.scorer import ScorerContext
+from scoring_core.scorer import ScorerContext, SupportsClose
 from scoring_core.testing.checker import Checker
 from scoring_core.testing.helpers import scorer_plugin
 from scoring_core.testing.scorer_calls import (
@@ -40,9 +40,8 @@ class _CountingScorer:
 
     def close(self) -> None:
         self.close_calls += 1
-        close = getattr(self._inner, "close", None)
-        if callable(close):
-            close()
+        if isinstance(self._inner, SupportsClose):
+            self._inner.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

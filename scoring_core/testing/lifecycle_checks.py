@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring_core.scorer import ScorerContext
+from scoring_core.scorer import ScorerContext, SupportsClose
 from scoring_core.testing.checker import Checker
 from scoring_core.testing.scorer_calls import (
     HungError,
@@ -111,12 +111,11 @@ def close_instance(checker: Checker, scorer: Any, what: str) -> None:
 
     :param what: which instance this is, for the report (``"a second instance"``).
     """
-    close = getattr(scorer, "close", None)
-    if not callable(close):
+    if not isinstance(scorer, SupportsClose):
         return
     checker.built = [other for other in checker.built if other is not scorer]
     try:
-        call_with_timeout(checker.timeout_s, close)
+        call_with_timeout(checker.timeout_s, scorer.close)
     except HungError:
         checker.fail("close", f"close() of {what} did not return within {checker.timeout_s:g} s")
         raise StopChecksError from None
@@ -138,7 +137,7 @@ def report_close_errors(checker: Checker) -> None:
 def check_close(checker: Checker, context: ScorerContext, first: Any) -> None:
     """Close ``first`` while a second instance lives, then close an instance that never scored."""
     checker.ran.append("close")
-    if not callable(getattr(first, "close", None)):
+    if not isinstance(first, SupportsClose):
         checker.skip("close", "the scorer has no close(); the engine does not require one")
         return
     with checker.check("close"):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import scoring_core
 
 from scoring_logistic.scorer import LogisticOptions, LogisticScorer
 
 
 @scoring_core.hookimpl
-def scoring_register_scorers(register: Any) -> None:
+def scoring_register_scorers(register: scoring_core.RegisterScorer) -> None:
     """Register ``logistic``: :class:`LogisticScorer`, configured by :class:`LogisticOptions`."""
     register("logistic", LogisticScorer, options=LogisticOptions)
