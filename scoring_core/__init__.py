@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 from scoring_core.errors import (
     ChainExhaustedError,
     ConfigError,
+    DataFileError,
     EngineClosedError,
     InputError,
     PluginError,
     ScoringError,
+    StepTimeoutError,
+    UnknownStepError,
 )
 from scoring_core.hookspecs import hookimpl, hookspec
 
@@ -56,6 +59,7 @@ __all__ = [
     "BatchResult",
     "ChainExhaustedError",
     "ConfigError",
+    "DataFileError",
     "Engine",
     "EngineClosedError",
     "Fallback",
@@ -66,9 +70,11 @@ __all__ = [
     "Scorer",
     "ScorerContext",
     "ScoringError",
+    "StepTimeoutError",
     "SupportsCancel",
     "SupportsClose",
     "SupportsDescribe",
+    "UnknownStepError",
     "WatchesFiles",
     "__version__",
     "hookimpl",

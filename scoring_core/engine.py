@@ -98,7 +98,12 @@ class Engine:
                 step.load()
             refuse_without_required(where, steps)
             if config.watch is not None:
-                self._watcher = FileWatcher(steps, _reloader(self), config.watch.interval_s)
+                self._watcher = FileWatcher(
+                    steps,
+                    _reloader(self),
+                    config.watch.interval_s,
+                    on_reload=lambda: self._counters.count("watch_reloads"),
+                )
         except BaseException as exc:
             for error in self._shut_down(CLOSE_WAIT_S):
                 exc.add_note(f"also, while closing the loaded steps: {exception_text(error)}")
@@ -287,7 +292,10 @@ class Engine:
                 "deadline_ms": self._config.deadline_ms,
                 "watch": None
                 if self._watcher is None
-                else {"interval_s": self._watcher.interval_s, "reloads": self._watcher.reloads},
+                else {
+                    "interval_s": self._watcher.interval_s,
+                    "reloads": counters.get("watch_reloads", 0),
+                },
                 "rows_scored": sum(step["rows_served"] for step in steps),
                 "rows_exhausted": counters.get("rows_exhausted", 0),
                 "rows_rejected": counters.get("rows_rejected", 0),

@@ -17,7 +17,6 @@ A plugin that fails to import is recorded and skipped, unless
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -32,7 +31,7 @@ from typing import Any
 import pluggy
 
 from scoring_core import hookspecs
-from scoring_core.errors import ConfigError, PluginError
+from scoring_core.errors import ConfigError, PluginError, did_you_mean, exception_text
 from scoring_core.hook_calls import call_guarded, guard_implementations
 from scoring_core.scorer import RegisterScorer
 
@@ -178,7 +177,7 @@ class PluginHost:
         self._register(obj, info)
 
     def _failed(self, info: PluginInfo, exc: BaseException, what: str) -> None:
-        info.error = f"{what}: {type(exc).__name__}: {exc}"
+        info.error = f"{what}: {exception_text(exc)}"
         self.plugins.append(info)
         if self._strict:
             raise PluginError(
@@ -252,7 +251,7 @@ class PluginHost:
                 raise exc
         for plugin, exc in failures:
             info = self._by_plugin_name[plugin]
-            info.error = f"scoring_register_scorers raised {type(exc).__name__}: {exc}"
+            info.error = f"scoring_register_scorers raised {exception_text(exc)}"
             if self._strict:
                 raise PluginError(f"plugin {info.name!r}: {info.error}") from exc
             logger.warning("plugin %r: %s", info.name, info.error)
@@ -349,8 +348,7 @@ def unknown_scorer_error(
     """
     names = sorted(host.scorers)
     listing = ", ".join(names) if names else "none (no plugin is loaded; see `scoring plugins`)"
-    close = difflib.get_close_matches(scorer, names, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(scorer, names, list_known=False)
     broken = [p for p in host.plugins if p.error]
     failures = (
         "; plugins that failed to load: " + "; ".join(f"{p.name} ({p.error})" for p in broken)
@@ -358,7 +356,7 @@ def unknown_scorer_error(
         else ""
     )
     return ConfigError(
-        f"unknown scorer {scorer!r}{hint}; known scorers: {listing}{failures}",
+        f"unknown scorer {scorer!r}{hint} (known scorers: {listing}){failures}",
         key_path=key_path,
         file=file,
         line=line,

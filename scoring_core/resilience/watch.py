@@ -47,11 +47,13 @@ class FileWatcher:
         steps: Sequence[Any],
         reload: Callable[[str], str],
         interval_s: float,
+        *,
+        on_reload: Callable[[], None] | None = None,
     ) -> None:
         self._steps = list(steps)
         self._reload = reload
+        self._on_reload = on_reload
         self.interval_s = interval_s
-        self.reloads = 0
         self._baseline: dict[str, Signature | None] = {
             step.name: file_signature(step.scorer) for step in self._steps
         }
@@ -70,7 +72,8 @@ class FileWatcher:
             changed.append(step.name)
             logger.info("step %r: its files changed on disk, reloading", step.name)
             outcome = self._reload(step.name)
-            self.reloads += 1
+            if self._on_reload is not None:
+                self._on_reload()
             # After a failed reload the old scorer keeps its old files; remember what was
             # seen so a bad file is tried once, not at every tick.
             self._baseline[step.name] = (
