@@ -12,7 +12,8 @@ scikit-learn ``StandardScaler`` + ``MLPRegressor`` (39 -> 128 -> 64 -> 1) traine
 standardised target, converted with skl2onnx; the de-standardisation and a ``Clip(0, 1)``
 are appended to the ONNX graph, so every bit of preprocessing travels inside the model file.
 
-Needs the ``train`` extra of scoring-core (scikit-learn, skl2onnx, onnx) plus onnxruntime.
+Needs the ``train`` extra of scoring-core (scikit-learn, skl2onnx, onnx); onnxruntime comes
+with scoring-core itself.
 """
 
 from __future__ import annotations

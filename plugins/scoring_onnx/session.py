@@ -1,7 +1,8 @@
 """Creating the onnxruntime session: lazy import, session options and providers.
 
-onnxruntime is imported here, inside functions, so ``import scoring_onnx`` stays cheap
-and works where onnxruntime is not installed.
+onnxruntime, a dependency of scoring-core, is imported here, inside functions, so
+``import scoring_onnx`` stays cheap; an environment where it went missing still imports
+the plugin and reports the step as unavailable, saying how to repair the install.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from scoring_onnx.options import OnnxOptions
 
 __all__ = ["ProviderReport", "create_session", "import_onnxruntime"]
 
-INSTALL_HINT = "pip install 'scoring-core[onnx]'"
+REINSTALL_HINT = "pip install --force-reinstall scoring-core"
 
 _OPTIMIZATION_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -37,13 +38,14 @@ class ProviderReport:
 
 
 def import_onnxruntime() -> Any:
-    """Import onnxruntime, or raise :class:`OnnxLoadError` saying how to install it."""
+    """Import onnxruntime, or raise :class:`OnnxLoadError` saying how to reinstall it."""
     try:
         return importlib.import_module("onnxruntime")
     except ImportError as exc:
         raise OnnxLoadError(
-            f"onnxruntime is not importable ({type(exc).__name__}: {exc}); the onnx scorer "
-            f"needs it. Install it with `{INSTALL_HINT}`."
+            f"onnxruntime is not importable ({type(exc).__name__}: {exc}): it is missing from "
+            "this environment although scoring-core depends on it, and the onnx scorer needs "
+            f"it. Reinstall: `{REINSTALL_HINT}`."
         ) from exc
 
 

@@ -1,4 +1,4 @@
-"""File formats, their detection, and the error for a file that cannot be read or written."""
+"""File formats, their detection, and checking where an output may be written."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from scoring_core.errors import ScoringError
+from scoring_core.errors import DataFileError
 
 __all__ = [
     "FORMATS",
@@ -31,24 +31,16 @@ _EXTENSIONS = {
 }
 
 
-class DataFileError(ScoringError):
-    """A data file could not be read or written: unreadable, empty, truncated, a missing
-    column, a column that cannot hold numbers. ``file`` and ``column`` say where."""
-
-    def __init__(self, message: str, *, file: str | None = None, column: str | None = None):
-        self.file = file
-        self.column = column
-        super().__init__(message)
-
-
 def require_pyarrow() -> None:
-    """Fail with the install command when the optional pyarrow is missing."""
+    """Fail with the reinstall command when pyarrow (a dependency) cannot be imported."""
     try:
         import pyarrow  # noqa: F401
-    except ImportError:
+    except ImportError as exc:
         raise DataFileError(
-            "reading and writing CSV, JSON Lines and Parquet files needs pyarrow: "
-            "pip install 'scoring-core[files]'"
+            "reading and writing CSV, JSON Lines and Parquet files needs pyarrow, which is "
+            "missing from this environment although scoring-core depends on it "
+            f"({type(exc).__name__}: {exc}); reinstall: "
+            "pip install --force-reinstall scoring-core"
         ) from None
     from scoring_core import process
 

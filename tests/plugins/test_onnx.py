@@ -644,12 +644,14 @@ def test_non_strict_providers_load_and_report_the_dropped_provider(
 # -- onnxruntime missing, describe, close -------------------------------------------------
 
 
-def test_missing_onnxruntime_is_refused_with_the_install_command(
+def test_missing_onnxruntime_is_refused_with_the_reinstall_command(
     linear_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     message = load_error(linear_model.parent, model=linear_model.name)
-    assert "pip install 'scoring-core[onnx]'" in message
+    assert "although scoring-core depends on it" in message
+    assert "pip install --force-reinstall scoring-core" in message
+    assert "scoring-core[" not in message
 
 
 def test_describe_is_json_serialisable_and_names_input_and_output(linear_model: Path) -> None:
