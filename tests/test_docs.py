@@ -172,10 +172,15 @@ def rendered_members(cls: type) -> list[str]:
 def shown_members(block: str) -> list[str]:
     """A docs block's field lines (defaults left out) and ``def`` lines, in order."""
     shown = []
+    signature: list[str] = []  # a ``def`` written over several lines, as black writes it
     for line in block.splitlines():
         text = line.strip()
-        if text.startswith("def "):
-            shown.append(text)
+        if signature or text.startswith("def "):
+            signature.append(text)
+            if text.endswith("..."):
+                joined = " ".join(signature).replace("( ", "(").replace(", )", ")")
+                shown.append(joined)
+                signature = []
         elif re.match(r"\w+: ", text):
             shown.append(text.split(" = ")[0])
     return shown

@@ -316,6 +316,8 @@ class Step:
             "required": self.required,
             "load_ms": round(self.load_seconds * 1e3, 3),
         }
+        data["reloads"] = counters.event("reloads")
+        data["reload_failures"] = counters.event("reload_failures")
         if self.reload_error:
             data["last_reload_error"] = self.reload_error
         if self.timeout_s is not None:
