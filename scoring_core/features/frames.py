@@ -40,7 +40,7 @@ def dataframe_batch(schema: FeatureSchema, frame: Any) -> PreparedBatch:
         )
     present = set(columns)
     n = len(frame)
-    X = np.empty((n, schema.width), dtype=np.float32)
+    X = np.empty((n, schema.width), dtype=schema.dtype)
     used_names: list[str] = []
     for j, name in enumerate(schema.names):
         if name in present:

@@ -51,8 +51,10 @@ class PreparedBatch:
 class FeatureSchema:
     """The engine's features, in input order, with their ranges and defaults."""
 
-    def __init__(self, specs: Sequence[FeatureSpec]) -> None:
+    def __init__(self, specs: Sequence[FeatureSpec], dtype: npt.DTypeLike = np.float32) -> None:
         self.specs = tuple(specs)
+        # The element type rows are checked and handed to the scorers in.
+        self.dtype = np.dtype(dtype)
         self.names: tuple[str, ...] = tuple(s.name for s in self.specs)
         self.width = len(self.names)
         self.low = np.array(
