@@ -30,9 +30,11 @@ if TYPE_CHECKING:
     from scoring_core.engine import Engine
     from scoring_core.results import BatchResult, Fallback, ScoreResult
     from scoring_core.scorer import (
+        DeclaresInputDtype,
         RegisterScorer,
         Scorer,
         ScorerContext,
+        SuppliesFeatureNames,
         SupportsCancel,
         SupportsClose,
         SupportsDescribe,
@@ -52,6 +54,8 @@ _LAZY = {
     "SupportsCancel": "scoring_core.scorer",
     "SupportsClose": "scoring_core.scorer",
     "SupportsDescribe": "scoring_core.scorer",
+    "SuppliesFeatureNames": "scoring_core.scorer",
+    "DeclaresInputDtype": "scoring_core.scorer",
     "WatchesFiles": "scoring_core.scorer",
 }
 
@@ -60,6 +64,7 @@ __all__ = [
     "ChainExhaustedError",
     "ConfigError",
     "DataFileError",
+    "DeclaresInputDtype",
     "Engine",
     "EngineClosedError",
     "Fallback",
@@ -71,6 +76,7 @@ __all__ = [
     "ScorerContext",
     "ScoringError",
     "StepTimeoutError",
+    "SuppliesFeatureNames",
     "SupportsCancel",
     "SupportsClose",
     "SupportsDescribe",

@@ -17,8 +17,11 @@ import numpy.typing as npt
 from scoring_core.chain.build import (
     ChainSource,
     build_steps,
+    features_from_steps,
+    refuse_misconfigured,
     refuse_without_required,
     resolve_features,
+    row_dtype,
 )
 from scoring_core.chain.walk import Chain, StepRun
 from scoring_core.config import (
@@ -71,13 +74,16 @@ class Engine:
         )
         self.base_dir = base_dir
         self.config_file = where.config_file
-        self._schema = FeatureSchema(resolve_features(where))
         self._host = PluginHost(
             config_plugins=config.plugins,
             disabled=config.disable_plugins,
             code_plugins=plugins,
             base_dir=base_dir,
         )
+        specs = resolve_features(where)
+        if specs is None:
+            specs = features_from_steps(where, self._host)
+        self._schema = FeatureSchema(specs)
         steps = build_steps(where, self._host, self._schema.names, clock=clock)
         self._chain = Chain(
             steps,
@@ -96,7 +102,12 @@ class Engine:
         try:
             for step in steps:
                 step.load()
+            refuse_misconfigured(where, steps)
             refuse_without_required(where, steps)
+            # Rows are checked in the precision of the widest model input of the chain.
+            dtype = row_dtype(steps)
+            if dtype != self._schema.dtype:
+                self._schema = FeatureSchema(specs, dtype)
             if config.watch is not None:
                 self._watcher = FileWatcher(
                     steps,
@@ -158,6 +169,12 @@ class Engine:
     def feature_names(self) -> tuple[str, ...]:
         """The features, in model input order."""
         return self._schema.names
+
+    @property
+    def row_dtype(self) -> np.dtype[Any]:
+        """The element type rows are checked in and ``prepare_batch(...).X`` has: float32,
+        or float64 when a model of the chain takes doubles."""
+        return self._schema.dtype
 
     @property
     def feature_defaults(self) -> dict[str, float]:
@@ -227,7 +244,7 @@ class Engine:
             raise EngineClosedError()
         return self._chain.score_rows(prepared.X, prepared.rows, prepared.defaults_used)
 
-    def score_step(self, name: str, X: npt.NDArray[np.float32]) -> StepRun:
+    def score_step(self, name: str, X: npt.NDArray[np.floating[Any]]) -> StepRun:
         """Score checked rows (``prepare_batch(...).X``) with one step alone, no fallback.
 
         Rows the step fails get NaN in ``scores`` and ``True`` in ``failed``; nothing
@@ -235,9 +252,9 @@ class Engine:
         """
         if self._closed:
             raise EngineClosedError()
-        if X.dtype != np.float32 or X.ndim != 2 or X.shape[1] != self._schema.width:
+        if X.dtype != self._schema.dtype or X.ndim != 2 or X.shape[1] != self._schema.width:
             raise InputError(
-                f"score_step takes prepare_batch(...).X: float32 of shape (n, "
+                f"score_step takes prepare_batch(...).X: {self._schema.dtype} of shape (n, "
                 f"{self._schema.width}); got {X.dtype} of shape {X.shape}"
             )
         return self._chain.score_step(name, X)

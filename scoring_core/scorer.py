@@ -3,8 +3,9 @@
 A scorer is any object with ``score(X)`` (:class:`Scorer`), built by a factory that takes
 a :class:`ScorerContext` and registered through ``register`` (:class:`RegisterScorer`)
 in the ``scoring_register_scorers`` hook. Its optional capabilities are protocols of
-their own: :class:`SupportsClose`, :class:`SupportsDescribe`, :class:`SupportsCancel`
-and :class:`WatchesFiles`. Every name here is exported from ``scoring_core``.
+their own: :class:`SupportsClose`, :class:`SupportsDescribe`, :class:`SupportsCancel`,
+:class:`WatchesFiles` and :class:`DeclaresInputDtype`; a factory may also be
+:class:`SuppliesFeatureNames`. Every name here is exported from ``scoring_core``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "DeclaresInputDtype",
     "RegisterScorer",
     "Scorer",
     "ScorerContext",
+    "SuppliesFeatureNames",
     "SupportsCancel",
     "SupportsClose",
     "SupportsDescribe",
@@ -88,6 +91,31 @@ class WatchesFiles(Protocol):
     config's ``watch:`` on (the ONNX scorer returns its model file and external data)."""
 
     def watched_files(self) -> Sequence[Path]: ...
+
+
+@runtime_checkable
+class DeclaresInputDtype(Protocol):
+    """``input_dtype``: the element type the scorer wants its rows in.
+
+    ``numpy.float64`` makes the engine check rows in float64 and hand them over as such
+    (the ONNX scorer says so for a model with double inputs); anything else means
+    float32, the default. A scorer that does not declare it always gets float32.
+    """
+
+    input_dtype: Any
+
+
+@runtime_checkable
+class SuppliesFeatureNames(Protocol):
+    """A factory that can read the feature names from what its step will load.
+
+    ``feature_names(options, base_dir)`` returns the names in input order, or None when
+    what it loads does not name them. The engine calls it on the first such step of a
+    config that leaves ``features:`` out (the ONNX scorer's class reads the model's
+    ``scoring_core.feature_names`` metadata, or its per-feature input names).
+    """
+
+    def feature_names(self, options: Any, base_dir: Path, /) -> Sequence[str] | None: ...
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,10 @@ def rendered_members(cls: type) -> list[str]:
     members = []
     if dataclasses.is_dataclass(cls):
         members += [f"{field.name}: {field.type}" for field in dataclasses.fields(cls)]
+    elif getattr(cls, "_is_protocol", False):  # a protocol's attributes: annotations only
+        members += [
+            f"{name}: {kind}" for name, kind in vars(cls).get("__annotations__", {}).items()
+        ]
     for name, member in vars(cls).items():
         if inspect.isfunction(member) and (not name.startswith("_") or name == "__call__"):
             members.append(f"{rendered_signature(member)}: ...")

@@ -4,7 +4,7 @@ Registered as scorer ``onnx``. Importing this package does not import onnxruntim
 the scorer imports it when a step loads.
 """
 
-from scoring_onnx.errors import OnnxLoadError, ScorerClosedError
+from scoring_onnx.errors import OnnxConfigError, OnnxLoadError, ScorerClosedError
 from scoring_onnx.metadata import FEATURE_NAMES_KEY, MODEL_VERSION_KEY
 from scoring_onnx.options import OnnxOptions
 from scoring_onnx.plugin import scoring_register_scorers
@@ -13,6 +13,7 @@ from scoring_onnx.scorer import OnnxScorer
 __all__ = [
     "FEATURE_NAMES_KEY",
     "MODEL_VERSION_KEY",
+    "OnnxConfigError",
     "OnnxLoadError",
     "OnnxOptions",
     "OnnxScorer",

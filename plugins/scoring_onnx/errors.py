@@ -4,6 +4,9 @@
 
     scoring_core.ScoringError
     ├── OnnxLoadError       the step could not load its model; the message is the reason
+    │   └── OnnxConfigError the step's options do not fit the model (several outputs and
+    │                       no `output:`, a `class:` the model does not have); also a
+    │                       ConfigError, so the engine refuses to start
     └── ScorerClosedError   score() was called after close()
 """
 
@@ -11,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scoring_core import ScoringError
+from scoring_core import ConfigError, ScoringError
 
-__all__ = ["OnnxLoadError", "ScorerClosedError"]
+__all__ = ["OnnxConfigError", "OnnxLoadError", "ScorerClosedError"]
 
 
 class OnnxLoadError(ScoringError):
@@ -26,6 +29,18 @@ class OnnxLoadError(ScoringError):
     def __init__(self, message: str, *, path: Path | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class OnnxConfigError(OnnxLoadError, ConfigError):
+    """The step's options cannot work with this model; the message says what to write.
+
+    A :class:`~scoring_core.ConfigError` too: the engine does not start on it, since no
+    reload of the same configuration could serve the model.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        self.path = path
+        ConfigError.__init__(self, message)
 
 
 class ScorerClosedError(ScoringError, RuntimeError):

@@ -24,6 +24,7 @@ __all__ = [
     "SELF_TEST_KEY",
     "check_feature_names",
     "golden_rows",
+    "metadata_feature_names",
     "scoring_metadata",
 ]
 
@@ -102,6 +103,12 @@ def check_feature_names(
             path=path,
         )
     return True
+
+
+def metadata_feature_names(metadata: Mapping[str, str], path: Path) -> tuple[str, ...] | None:
+    """The names in the model's ``scoring_core.feature_names`` metadata, or None."""
+    raw = metadata.get(FEATURE_NAMES_KEY)
+    return None if raw is None else tuple(_parse_names(raw, path))
 
 
 def _parse_names(raw: str, path: Path) -> list[str]:

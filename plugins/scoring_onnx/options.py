@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_MODEL_BYTES", "CustomOpLibrary", "OnnxOptions"]
 
@@ -78,10 +78,49 @@ class OnnxOptions(BaseModel):
         description="Largest model (file plus external data) the step will load.",
     )
 
+    output: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The output to serve; required when the model has several.",
+    )
+    class_: int | str | None = Field(
+        default=None,
+        alias="class",
+        description=(
+            "For a matrix or ZipMap output: the class label whose column is served, matched "
+            "against the labels the model carries."
+        ),
+    )
+    column: int | None = Field(
+        default=None,
+        ge=0,
+        description="For a matrix output: the column served, counted from 0.",
+    )
+    require_feature_names: bool = Field(
+        default=False,
+        description="Refuse a model that does not name its features (metadata or inputs).",
+    )
+
     custom_op_libraries: tuple[CustomOpLibrary, ...] = Field(
         default=(),
         description="Custom-op libraries to register, each pinned by sha256; none by default.",
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_pick_a_column(self) -> OnnxOptions:
+        if self.class_ is not None and self.column is not None:
+            raise ValueError(
+                "`class:` and `column:` both pick a column of the output; keep one "
+                "(`class:` when the model carries class labels)"
+            )
+        return self
+
+    @field_validator("class_", mode="before")
+    @classmethod
+    def _class_is_a_label(cls, value: object) -> object:
+        if isinstance(value, bool | float):
+            raise ValueError(f"class must be a class label (an integer or a text), not {value!r}")
+        return value
 
     @field_validator("custom_op_libraries", mode="before")
     @classmethod

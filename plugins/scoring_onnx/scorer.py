@@ -12,10 +12,13 @@ import numpy.typing as npt
 
 from scoring_core import ScorerContext
 from scoring_onnx.errors import OnnxLoadError, ScorerClosedError
+from scoring_onnx.labels import class_labels
 from scoring_onnx.metadata import (
+    FEATURE_NAMES_KEY,
     MODEL_VERSION_KEY,
     check_feature_names,
     golden_rows,
+    metadata_feature_names,
     scoring_metadata,
 )
 from scoring_onnx.model_file import (
@@ -25,7 +28,7 @@ from scoring_onnx.model_file import (
 )
 from scoring_onnx.options import OnnxOptions
 from scoring_onnx.session import create_session, import_onnxruntime
-from scoring_onnx.signature import check_signature
+from scoring_onnx.signature import column_input_names, plan_feed, plan_output
 
 __all__ = ["OnnxScorer"]
 
@@ -36,7 +39,33 @@ class OnnxScorer:
     Built by the engine as ``OnnxScorer(ctx)``; everything is loaded and checked here, and
     a failure raises :class:`~scoring_onnx.OnnxLoadError` whose message is the step's reason.
     ``score`` is safe to call from many threads at once.
+
+    ``input_dtype`` is the element type the engine should check rows in: float64 for a
+    model fed doubles (or wide integers), float32 otherwise.
     """
+
+    @classmethod
+    def feature_names(cls, options: Any, base_dir: Path) -> tuple[str, ...] | None:
+        """The feature names the model gives, in order, for a config without ``features:``:
+        its ``scoring_core.feature_names`` metadata, else its per-feature input names."""
+        if not isinstance(options, OnnxOptions):
+            options = OnnxOptions.model_validate(options)
+        path = Path(options.model).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        check_model_file(path, sha256=options.sha256, max_bytes=options.max_model_bytes)
+        ort = import_onnxruntime()
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            session = ort.InferenceSession(
+                str(path), session_options, providers=["CPUExecutionProvider"]
+            )
+        except Exception:
+            explain_load_failure(path)
+            raise
+        metadata = dict(session.get_modelmeta().custom_metadata_map)
+        names = metadata_feature_names(metadata, path)
+        return names if names is not None else column_input_names(session)
 
     def __init__(self, ctx: ScorerContext) -> None:
         options = ctx.options
@@ -59,9 +88,26 @@ class OnnxScorer:
         except OnnxLoadError:
             explain_load_failure(path)
             raise
-        signature = check_signature(session, len(ctx.feature_names), path)
+        feed = plan_feed(session, ctx.feature_names, path)
+        plan = plan_output(
+            session,
+            path,
+            output=options.output,
+            class_label=options.class_,
+            column=options.column,
+            labels=class_labels(path),
+        )
         metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
-        names_checked = check_feature_names(metadata, ctx.feature_names, path)
+        # Per-feature inputs were matched by name: that is the check.
+        names_checked = check_feature_names(metadata, ctx.feature_names, path) or feed.columns
+        if not names_checked and options.require_feature_names:
+            raise OnnxLoadError(
+                f"model {path} does not name its features (no {FEATURE_NAMES_KEY} metadata, "
+                "one input for all features) and the step sets require_feature_names: true. "
+                "Write the names into it with `scoring models annotate MODEL --features FILE "
+                "-o OUT`.",
+                path=path,
+            )
 
         self._session: Any = session
         # InferenceSession.run re-validates the feed's names on every call; the signature
@@ -76,18 +122,25 @@ class OnnxScorer:
         # where the buffers live.
         self._local: threading.local | None = (
             threading.local()
-            if providers.active == ("CPUExecutionProvider",) and signature.fixed_batch in (None, 1)
+            if providers.active == ("CPUExecutionProvider",)
+            and not feed.columns
+            and feed.dtypes[0] in (np.dtype(np.float32), np.dtype(np.float64))
+            and plan.bindable
             else None
         )
-        self._output_rank = len(signature.output_shape)
+        self._feed = feed
+        self._plan = plan
+        self.input_dtype = feed.row_dtype
+        self._output_rank = len(plan.shape)
         self._width = len(ctx.feature_names)
         self._files = (path, *model_file.external_files)
-        self._input_name = signature.input_name
-        self._output_names = [signature.output_name]
-        self._chunk_rows = signature.fixed_batch or options.max_batch_rows
-        self._output_dtype = np.dtype(
-            np.float64 if session.get_outputs()[0].type == "tensor(double)" else np.float32
-        )
+        # The common case, one matrix input already in the rows' type, skips feed().
+        self._input_name = feed.names[0] if not feed.columns else None
+        self._input_dtype = feed.dtypes[0]
+        self._output_names = [plan.name]
+        self._extract = plan.extract
+        self._chunk_rows = feed.fixed_batch or options.max_batch_rows
+        self._output_dtype = plan.dtype
         self._description: dict[str, Any] = {
             "path": str(path),
             "sha256": model_file.sha256,
@@ -101,8 +154,8 @@ class OnnxScorer:
             "providers_requested": list(providers.requested),
             "providers_active": list(providers.active),
             "providers_dropped": list(providers.dropped),
-            "input": {"name": signature.input_name, "shape": list(signature.input_shape)},
-            "output": {"name": signature.output_name, "shape": list(signature.output_shape)},
+            "input": feed.describe(),
+            "output": plan.describe(),
             "feature_names_checked": names_checked,
             "max_batch_rows": self._chunk_rows,
             "intra_op_threads": options.intra_op_threads,
@@ -118,12 +171,16 @@ class OnnxScorer:
                 ", ".join(providers.active),
             )
         if not names_checked:
-            ctx.logger.info(
-                "%s: model %s has no scoring_core.feature_names metadata; feature names were "
-                "not checked, only the input width (%d)",
+            ctx.logger.warning(
+                "%s: model %s does not name its features, so their order could not be "
+                "checked (only their number, %d): rows in another order than the model was "
+                "trained on would be scored wrong. Write the names into the model with "
+                "`scoring models annotate`, or set require_feature_names: true to refuse "
+                "such a model.",
                 ctx.name,
                 path,
                 len(ctx.feature_names),
+                extra={"scoring_core_event": "feature_names_unchecked"},
             )
         ctx.logger.info(
             "%s: loaded %s (sha256 %s, version %s) on %s",
@@ -135,9 +192,10 @@ class OnnxScorer:
         )
 
     def score(
-        self, X: npt.NDArray[np.float32], /, run_options: Any = None
+        self, X: npt.NDArray[np.floating[Any]], /, run_options: Any = None
     ) -> npt.NDArray[np.floating[Any]]:
-        """Score a C-contiguous float32 array of shape (n, F); return shape (n,).
+        """Score a C-contiguous array of shape (n, F) (float32 or float64, converted to
+        the model's input types); return shape (n,).
 
         ``run_options`` is an ``onnxruntime.RunOptions`` passed to every onnxruntime call
         of this batch (setting its ``terminate`` cancels the rest of the batch).
@@ -151,17 +209,22 @@ class OnnxScorer:
             return self._score_one(local, X, run_options)
         chunk = self._chunk_rows
         if 0 < n <= chunk:
-            result = run(self._output_names, {self._input_name: X}, run_options)[0]
-            return _one_per_row(result, n)
+            return self._extract(run(self._output_names, self._feeds(X), run_options)[0], n)
         scores = np.empty(n, dtype=self._output_dtype)
         for start in range(0, n, chunk):
             part = X[start : start + chunk]
-            result = run(self._output_names, {self._input_name: part}, run_options)[0]
-            scores[start : start + part.shape[0]] = _one_per_row(result, part.shape[0])
+            result = run(self._output_names, self._feeds(part), run_options)[0]
+            scores[start : start + part.shape[0]] = self._extract(result, part.shape[0])
         return scores
 
+    def _feeds(self, X: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]:
+        name = self._input_name
+        if name is not None and X.dtype == self._input_dtype:
+            return {name: X}
+        return self._feed.feeds(X)
+
     def _score_one(
-        self, local: threading.local, X: npt.NDArray[np.float32], run_options: Any
+        self, local: threading.local, X: npt.NDArray[np.floating[Any]], run_options: Any
     ) -> npt.NDArray[np.floating[Any]]:
         """One row through this thread's IOBinding (made at the thread's first row)."""
         try:
@@ -173,18 +236,18 @@ class OnnxScorer:
         result: npt.NDArray[np.floating[Any]] = score.copy()  # the buffer is reused
         return result
 
-    def _bind_one_row(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any], Any, Any]:
+    def _bind_one_row(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any], Any, Any]:
         """A (1, F) input buffer and a one-score output buffer bound to the session (as
         a 1-D view of shape (1,)), and the session's run for them (kept, so a close()
         meanwhile cannot pull it away)."""
         session = self._session
         if session is None:
             raise self._closed_error()
-        row = np.zeros((1, self._width), dtype=np.float32)
+        row = np.zeros((1, self._width), dtype=self._input_dtype)
         shape = [1] * self._output_rank
         score = np.zeros(shape, dtype=self._output_dtype)
         binding = session.io_binding()
-        binding.bind_cpu_input(self._input_name, row)
+        binding.bind_cpu_input(self._feed.names[0], row)
         binding.bind_output(
             self._output_names[0], "cpu", 0, self._output_dtype, shape, score.ctypes.data
         )
@@ -209,7 +272,7 @@ class OnnxScorer:
         if golden is None:
             return "none in the model"
         rows, expected, tolerance = golden
-        got = self.score(np.asarray(rows, dtype=np.float32)).astype(np.float64)
+        got = self.score(np.asarray(rows, dtype=self.input_dtype)).astype(np.float64)
         misses = [
             f"row {i}: expected {want:.6g}, got {have:.6g}"
             for i, (want, have) in enumerate(zip(expected, got.tolist(), strict=True))
@@ -247,14 +310,3 @@ class OnnxScorer:
         self._run = None
         self._local = None  # every thread's binding goes with it
         self._session = None
-
-
-def _one_per_row(result: Any, n: int) -> npt.NDArray[np.floating[Any]]:
-    try:
-        scores: npt.NDArray[np.floating[Any]] = result.reshape(n)
-    except ValueError:
-        raise ValueError(
-            f"the model returned shape {list(result.shape)} for {n} rows; expected [{n}] or "
-            f"[{n}, 1]"
-        ) from None
-    return scores

@@ -111,7 +111,7 @@ def checked_rows(
     the file in the error for a column that cannot hold numbers.
     """
     try:
-        X, problems = feature_matrix(chunk.table, engine.feature_names, defaults)
+        X, problems = feature_matrix(chunk.table, engine.feature_names, defaults, engine.row_dtype)
     except DataFileError as exc:
         if exc.file is not None:
             raise

@@ -119,6 +119,8 @@ class StepCaller:
             slot = self._enter(step)
             if slot is None:
                 return self._whole(step, X, "unavailable", f"unavailable: {step.reason}", alone)
+        if X.dtype != slot.dtype:  # rows checked in float64 for another step's model
+            X = _read_only(X.astype(slot.dtype))
         started = time.perf_counter_ns()
         try:
             out = (
@@ -326,3 +328,8 @@ def _batch_values(out: Any, n: int) -> npt.NDArray[np.float64]:
             "bad_shape", f"returned shape {array.shape}, expected ({n},) or ({n}, 1)"
         )
     return array.astype(np.float64, copy=False)
+
+
+def _read_only(X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    X.flags.writeable = False
+    return X

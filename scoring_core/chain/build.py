@@ -11,16 +11,32 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from scoring_core.chain.step import Step
-from scoring_core.config.schema import EngineConfig, FeatureSpec
+from scoring_core.config.schema import (
+    EngineConfig,
+    FeatureSpec,
+    KeyPathError,
+    check_unique_features,
+)
 from scoring_core.config.validate import load_feature_file, validate_options
 from scoring_core.config.yaml import KeyPath, LoadedYaml, format_path
-from scoring_core.errors import ConfigError
+from scoring_core.errors import ConfigError, exception_text
 from scoring_core.plugins import PluginHost, unknown_scorer_error
-from scoring_core.scorer import ScorerContext
+from scoring_core.scorer import ScorerContext, SuppliesFeatureNames
 
-__all__ = ["ChainSource", "build_steps", "refuse_without_required", "resolve_features"]
+__all__ = [
+    "ChainSource",
+    "build_steps",
+    "features_from_steps",
+    "refuse_misconfigured",
+    "refuse_without_required",
+    "resolve_features",
+    "row_dtype",
+]
 
 
 @dataclass(frozen=True)
@@ -45,9 +61,12 @@ class ChainSource:
         )
 
 
-def resolve_features(where: ChainSource) -> list[FeatureSpec]:
-    """The features: inline in the config, or read from the feature file it names."""
+def resolve_features(where: ChainSource) -> list[FeatureSpec] | None:
+    """The features: inline in the config, or read from the feature file it names; None
+    when ``features:`` is left out (see :func:`features_from_steps`)."""
     features = where.config.features
+    if features is None:
+        return None
     if not isinstance(features, str):
         return list(features)
     path = Path(features)
@@ -61,6 +80,66 @@ def resolve_features(where: ChainSource) -> list[FeatureSpec]:
             ("features",),
         )
     return load_feature_file(path)
+
+
+def features_from_steps(where: ChainSource, host: PluginHost) -> list[FeatureSpec]:
+    """The features named by the first step whose scorer reads them from what it loads
+    (:class:`~scoring_core.SuppliesFeatureNames`: an ONNX model's metadata or per-feature
+    inputs), for a config without ``features:``. Ranges are left open."""
+    tried: list[str] = []
+    for index, step_config in enumerate(where.config.chain):
+        registration = host.scorers.get(step_config.scorer)
+        if registration is None or not isinstance(registration.factory, SuppliesFeatureNames):
+            continue
+        options = validate_options(
+            registration.options,
+            step_config.options,
+            context={"feature_names": (), "base_dir": where.base_dir},
+            source=where.source,
+            prefix=("chain", index, "options"),
+        )
+        try:
+            names = registration.factory.feature_names(options, where.base_dir)
+        except Exception as exc:
+            tried.append(f"step {step_config.name!r} could not read them: {exception_text(exc)}")
+            continue
+        if names:
+            specs = [FeatureSpec(name=str(name)) for name in names]
+            try:
+                check_unique_features(specs)
+            except KeyPathError as exc:
+                raise where.error(
+                    f"the model of step {step_config.name!r} names its features with a "
+                    f"repeat: {exc}",
+                    ("chain", index, "options"),
+                ) from None
+            return specs
+        tried.append(f"step {step_config.name!r}'s model does not name its features")
+    detail = f" ({'; '.join(tried)})" if tried else " (no step's scorer can read them)"
+    raise where.error(
+        "`features:` is left out, so the features must come from a model that names them"
+        f"{detail}. List the features under `features:` (a list of names is enough), or "
+        "name them in the model with `scoring models annotate`.",
+        (),
+    )
+
+
+def row_dtype(steps: Sequence[Step]) -> np.dtype[Any]:
+    """float64 when a loaded step's scorer takes float64 rows, else float32."""
+    wide = any(s.slot is not None and s.slot.dtype == np.float64 for s in steps)
+    return np.dtype(np.float64 if wide else np.float32)
+
+
+def refuse_misconfigured(where: ChainSource, steps: Sequence[Step]) -> None:
+    """Raise the ConfigError a step's scorer raised at load: its options cannot work with
+    what it loaded (an ONNX model with several outputs and no ``output:``, say)."""
+    for index, step in enumerate(steps):
+        error = step.config_error
+        if error is not None:
+            message = error.message if isinstance(error, ConfigError) else str(error)
+            raise where.error(
+                f"step {step.name!r}: {message}", ("chain", index, "options")
+            ) from error
 
 
 def build_steps(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from scoring_core.config.schema import StepConfig
-from scoring_core.errors import exception_text
+from scoring_core.errors import ConfigError, exception_text
 from scoring_core.observe.counters import StepCounters
 from scoring_core.plugins import ScorerRegistration
 from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
@@ -48,6 +48,7 @@ class ScorerSlot:
         "cancellable",
         "closed",
         "done",
+        "dtype",
         "error",
         "lock",
         "retired",
@@ -59,6 +60,9 @@ class ScorerSlot:
         self.scorer = scorer
         self.step_name = step_name
         self.cancellable = isinstance(scorer, SupportsCancel)
+        # The rows' element type this scorer takes (DeclaresInputDtype), float32 unless it
+        # says float64; the engine converts rows checked in the other type.
+        self.dtype = input_dtype_of(scorer)
         self.lock = threading.Lock()
         # One entry per call in flight. list.append and list.pop are atomic, so the
         # normal path takes no lock: each side changes the list before it reads
@@ -125,6 +129,7 @@ class LoadOutcome:
     scorer: Any | None
     reason: str | None
     seconds: float
+    config_error: ConfigError | None = None
 
 
 class Step:
@@ -150,6 +155,8 @@ class Step:
         self.reason: str | None = None
         self.load_seconds = 0.0
         self.reload_error: str | None = None
+        # A ConfigError the scorer raised at the first load: the engine refuses to start.
+        self.config_error: ConfigError | None = None
         self.closed = False
         self.timeout_s = None if config.timeout_ms is None else config.timeout_ms / 1e3
         breaker = config.circuit_breaker
@@ -189,7 +196,8 @@ class Step:
             scorer = self.registration.factory(self.context)
         except Exception as exc:
             reason = exception_text(exc)
-            return LoadOutcome(None, reason, time.perf_counter() - started)
+            error = exc if isinstance(exc, ConfigError) else None
+            return LoadOutcome(None, reason, time.perf_counter() - started, error)
         if isinstance(scorer, type) or not isinstance(scorer, Scorer) or not callable(scorer.score):
             close_scorer(scorer, self.name)
             return LoadOutcome(
@@ -211,7 +219,7 @@ class Step:
         if test is None:
             return None
         width = len(self.context.feature_names)
-        rows = np.asarray(test.rows, dtype=np.float32)
+        rows = np.asarray(test.rows, dtype=input_dtype_of(scorer))
         if rows.ndim != 2 or rows.shape[1] != width:
             return f"self_test rows must each have {width} values (the features, in order)"
         try:
@@ -237,7 +245,10 @@ class Step:
         outcome = self._load_new()
         self.reason = outcome.reason
         self.load_seconds = outcome.seconds
+        self.config_error = outcome.config_error
         if outcome.scorer is None:
+            if outcome.config_error is not None:
+                return  # the engine raises it
             logger.warning(
                 "step %r (scorer %r) is unavailable: %s",
                 self.name,
@@ -353,3 +364,16 @@ def close_scorer(scorer: Any, step_name: str) -> Exception | None:
         logger.error("step %r: close() raised %s", step_name, exception_text(exc))
         return exc
     return None
+
+
+def input_dtype_of(scorer: Any) -> np.dtype[Any]:
+    """float64 when the scorer declares ``input_dtype`` float64, else float32."""
+    declared = getattr(scorer, "input_dtype", None)
+    try:
+        dtype = np.dtype(declared) if declared is not None else _FLOAT32
+    except TypeError:
+        return _FLOAT32
+    return dtype if dtype == np.float64 else _FLOAT32
+
+
+_FLOAT32 = np.dtype(np.float32)

@@ -43,9 +43,18 @@ Float32 = Annotated[float, Field(allow_inf_nan=False, ge=-3.4e38, le=3.4e38)]
 
 
 class FeatureSpec(BaseModel):
-    """One input feature: its name, allowed range, and what to do when it is missing."""
+    """One input feature: its name, allowed range, and what to do when it is missing.
+
+    A plain string is a feature of that name with no range (``- age`` is
+    ``- {name: age}``).
+    """
 
     model_config = _STRICT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
 
     name: Annotated[str, Field(min_length=1)]
     min: Float32 | None = None
@@ -143,7 +152,8 @@ class EngineConfig(BaseModel):
 
     model_config = _STRICT
 
-    features: Annotated[list[FeatureSpec], Field(min_length=1)] | str
+    # None: the features come from the first step whose model names its inputs.
+    features: Annotated[list[FeatureSpec], Field(min_length=1)] | str | None = None
     output_range: tuple[FiniteFloat, FiniteFloat] | None = None
     chain: Annotated[list[StepConfig], Field(min_length=1)]
     on_exhausted: Literal["raise"] | ExhaustedDefault = "raise"

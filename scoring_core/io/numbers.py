@@ -1,4 +1,4 @@
-"""Turning feature columns into the float32 matrix the engine takes, value by value.
+"""Turning feature columns into the matrix the engine takes, value by value.
 
 One bad cell rejects one row, never the file: a text that is not a number, or a missing
 value (null, empty text) of a feature without a default, is reported for its row; the
@@ -24,15 +24,19 @@ Problems = dict[int, tuple[str, str]]
 
 
 def feature_matrix(
-    table: Any, features: Sequence[str], defaults: dict[str, float]
-) -> tuple[npt.NDArray[np.float32], Problems]:
-    """The feature columns of ``table`` as a C-ordered float32 matrix, in ``features`` order.
+    table: Any,
+    features: Sequence[str],
+    defaults: dict[str, float],
+    dtype: npt.DTypeLike = np.float32,
+) -> tuple[npt.NDArray[np.floating[Any]], Problems]:
+    """The feature columns of ``table`` as a C-ordered matrix of ``dtype`` (the engine's
+    ``row_dtype``), in ``features`` order.
 
     A feature absent from ``table`` takes its default (the caller has checked it has one);
     so does a missing value of a feature with a default. Returns the matrix and the
     problems: row position -> (feature, message), first feature first.
     """
-    X = np.empty((table.num_rows, len(features)), dtype=np.float32)
+    X = np.empty((table.num_rows, len(features)), dtype=dtype)
     problems: Problems = {}
     present = set(table.schema.names)
     plain = _plain_types()
@@ -42,9 +46,9 @@ def feature_matrix(
                 X[:, j] = defaults[name]
                 continue
             column = table.column(name)
-            dtype = plain.get(column.type.id)
-            if dtype is not None and column.num_chunks == 1 and not column.null_count:
-                X[:, j] = _plain_values(column.chunk(0), dtype)  # the usual case, quickly
+            plain_dtype = plain.get(column.type.id)
+            if plain_dtype is not None and column.num_chunks == 1 and not column.null_count:
+                X[:, j] = _plain_values(column.chunk(0), plain_dtype)  # the usual case, quickly
                 continue
             values, missing, bad = column_numbers(column, name)
             X[:, j] = values

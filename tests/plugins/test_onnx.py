@@ -452,25 +452,34 @@ def test_model_without_feature_names_is_served_checked_by_shape_only(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     write_linear_model(tmp_path / "m.onnx", F)
-    with caplog.at_level(logging.INFO, logger=STEP_LOGGER):
+    with caplog.at_level(logging.WARNING, logger=STEP_LOGGER):
         scorer = make_scorer(tmp_path, model="m.onnx")
     assert scorer.describe()["feature_names_checked"] is False
     assert scorer.describe()["model_version"] is None
-    assert any("feature names were not checked" in r.getMessage() for r in caplog.records)
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "does not name its features" in warning.getMessage()
+    assert "scoring models annotate" in warning.getMessage()
     assert scorer.score(rows(3)).shape == (3,)
 
 
 def test_model_with_two_inputs_is_refused(tmp_path: Path) -> None:
     write_two_input_model(tmp_path / "m.onnx", F)
     message = load_error(tmp_path, model="m.onnx")
-    assert "has 2 inputs ('a', 'b')" in message
-    assert "exactly one float input of shape [batch, 39]" in message
+    assert "has 2 inputs; input 'a' has shape ['batch', 39]" in message
+    assert "an input per feature must be [batch, 1] or [batch]" in message
 
 
-def test_model_with_int64_input_is_refused(tmp_path: Path) -> None:
+def test_model_with_int64_input_is_fed_whole_numbers_and_refuses_fractions(
+    tmp_path: Path,
+) -> None:
     write_int64_input_model(tmp_path / "m.onnx", F)
-    message = load_error(tmp_path, model="m.onnx")
-    assert "input 'x' is tensor(int64); expected tensor(float)" in message
+    scorer = make_scorer(tmp_path, model="m.onnx")
+    assert scorer.input_dtype == np.float64  # int64 values beyond 2**24 stay exact
+    X = np.ones((2, F), dtype=np.float64)
+    assert scorer.score(X).tolist() == pytest.approx([1.0, 1.0])
+    X[1, 3] = 0.5
+    with pytest.raises(ValueError, match="input 'x' is int64: values must be whole numbers"):
+        scorer.score(X)
 
 
 # -- external data ------------------------------------------------------------------------
@@ -658,8 +667,8 @@ def test_describe_is_json_serialisable_and_names_input_and_output(linear_model: 
     description = make_scorer(linear_model.parent, model=linear_model.name).describe()
     assert json.loads(json.dumps(description)) == description
     assert description["path"] == str(linear_model)
-    assert description["input"] == {"name": "x", "shape": ["batch", F]}
-    assert description["output"] == {"name": "y", "shape": ["batch", 1]}
+    assert description["input"] == {"name": "x", "type": "tensor(float)", "shape": ["batch", F]}
+    assert description["output"] == {"name": "y", "type": "tensor(float)", "shape": ["batch", 1]}
     assert description["providers_active"] == ["CPUExecutionProvider"]
     assert description["providers_dropped"] == []
 
