@@ -110,14 +110,14 @@ def test_the_wheel_without_extras_checks_the_chain_ready_and_scores_the_sample(
 
 
 def test_the_former_extras_onnx_and_files_still_exist_and_hold_no_dependency() -> None:
-    """`pip install 'scoring-core[onnx,files]'` keeps working; onnxruntime and pyarrow come
-    without them (`onnx` brings only the optional onnx package)."""
+    """`pip install 'scoring-core[onnx,files]'` keeps working; onnxruntime, onnx and pyarrow
+    come without them."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    assert extras["onnx"] == ["onnx>=1.16"]
+    assert extras["onnx"] == []
     assert extras["files"] == []
     base = {dep.split(">")[0].split("=")[0].split("[")[0] for dep in project["dependencies"]}
-    assert {"onnxruntime", "pyarrow"} <= base
+    assert {"onnxruntime", "onnx", "pyarrow"} <= base
 
 
 def test_a_missing_pyarrow_is_reported_with_the_reinstall_command(
