@@ -154,6 +154,21 @@ def write_int64_input_model(path: Path, n_features: int) -> Path:
     return _save(graph, path)
 
 
+def write_float16_input_model(path: Path, n_features: int) -> Path:
+    """A float16 input of shape [batch, F], cast to float inside; scores the row mean."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+            helper.make_node("MatMul", ["xf", "w"], ["y"]),
+        ],
+        "float16_input",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [BATCH, n_features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH, 1])],
+        [numpy_helper.from_array(mean_weights(n_features).reshape(n_features, 1), "w")],
+    )
+    return _save(graph, path)
+
+
 def write_external_data_model(path: Path, n_features: int, *, location: str) -> Path:
     """The mean model with its weights stored as external data at ``location``.
 

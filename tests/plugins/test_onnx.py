@@ -21,6 +21,7 @@ import yaml
 from onnx_models import (
     mean_weights,
     write_external_data_model,
+    write_float16_input_model,
     write_int64_input_model,
     write_linear_model,
     write_nan_above_model,
@@ -479,6 +480,19 @@ def test_model_with_int64_input_is_fed_whole_numbers_and_refuses_fractions(
     assert scorer.score(X).tolist() == pytest.approx([1.0, 1.0])
     X[1, 3] = 0.5
     with pytest.raises(ValueError, match="input 'x' is int64: values must be whole numbers"):
+        scorer.score(X)
+
+
+def test_model_with_float16_input_is_fed_float16_and_refuses_what_float16_cannot_hold(
+    tmp_path: Path,
+) -> None:
+    write_float16_input_model(tmp_path / "m.onnx", F)
+    scorer = make_scorer(tmp_path, model="m.onnx")
+    assert scorer.input_dtype == np.float32
+    X = np.full((2, F), 0.5, dtype=np.float32)
+    assert scorer.score(X).tolist() == pytest.approx([0.5, 0.5])
+    X[0, 0] = 1e6  # float16 tops out at 65504
+    with pytest.raises(ValueError, match="input 'x' is float16: a value is too large for it"):
         scorer.score(X)
 
 

@@ -117,7 +117,7 @@ def test_a_class_the_model_does_not_have_names_the_labels_it_has(models: Path) -
         ConfigError, match=r"`class: 7` is not one of the model's class labels \[0, 1\]"
     ):
         engine(models, model="tensor.onnx", output="probabilities", **{"class": 7})
-    with pytest.raises(ConfigError, match="has 2 columns .* `column: 2` is outside them"):
+    with pytest.raises(ConfigError, match=r"has 2 columns .* `column: 2` is outside them"):
         engine(models, model="tensor.onnx", output="probabilities", column=2)
     with pytest.raises(ConfigError, match="Pick one with `class: LABEL` or `column: K`"):
         engine(models, model="tensor.onnx", output="probabilities")
