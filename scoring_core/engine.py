@@ -197,7 +197,8 @@ class Engine:
     # -- scoring ----------------------------------------------------------------------------
 
     def score(self, row: Any) -> ScoreResult:
-        """Score one row (a mapping by name, or a sequence / 1-D array in feature order)."""
+        """Score one row: a mapping or a pandas Series by feature name, or a sequence / 1-D
+        array in feature order (docs/python.md lists every kind)."""
         if self._closed:
             raise EngineClosedError()
         try:
@@ -208,7 +209,8 @@ class Engine:
         return self._chain.score_row(X, defaults_used)
 
     def score_batch(self, rows: Any) -> BatchResult:
-        """Score many rows (2-D array, sequence of rows, or pandas DataFrame).
+        """Score many rows: a 2-D array, a sequence of rows, a pandas or polars DataFrame, or
+        a pyarrow Table or RecordBatch (docs/python.md).
 
         Raises :class:`InputError` naming the first bad row; then no scorer is called.
         """

@@ -1,19 +1,37 @@
-"""Data frames as input: a pandas DataFrame's columns checked against the features."""
+"""pandas input: a DataFrame's columns, or a Series as one row, checked against the features.
+
+Every numeric dtype is read: numpy's (float16 to uint64, bool) as they are, pandas'
+nullable ones (``Int64``, ``Float64``, ``boolean``, pyarrow-backed numbers) with
+``pd.NA`` as a null, and categoricals of numbers through their categories. Nulls follow
+the rules of :mod:`scoring_core.features.columns` (the feature's default, or an error
+for that row). Dates, times and periods are refused, naming the column; text and other
+objects are refused cell by cell.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
-from scoring_core.errors import InputError, did_you_mean
+from scoring_core.errors import InputError
+from scoring_core.features.columns import (
+    Column,
+    cell_numbers,
+    check_column_names,
+    columns_batch,
+    not_numbers,
+    one_row,
+)
 
 if TYPE_CHECKING:
     from scoring_core.features.schema import FeatureSchema, PreparedBatch
 
-__all__ = ["dataframe_batch", "is_dataframe"]
+__all__ = ["dataframe_batch", "is_dataframe", "is_series", "series_row"]
 
 _NUMERIC_KINDS = frozenset("fiub")
+_TIME_KINDS = frozenset("mM")
 
 
 def is_dataframe(obj: Any) -> bool:
@@ -21,43 +39,90 @@ def is_dataframe(obj: Any) -> bool:
     return module.startswith("pandas") and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
 
 
+def is_series(obj: Any) -> bool:
+    """A pandas Series (detected without importing pandas for anything else)."""
+    if not type(obj).__module__.startswith("pandas"):
+        return False
+    import pandas as pd
+
+    return isinstance(obj, pd.Series)
+
+
 def dataframe_batch(schema: FeatureSchema, frame: Any) -> PreparedBatch:
-    """Check the rows of a pandas DataFrame, column by column (one row by one when a
-    feature column holds anything but numbers)."""
+    """Check the rows of a pandas DataFrame, column by column, in any column order."""
     columns = [str(c) for c in frame.columns]
-    repeated = sorted({c for c in columns if columns.count(c) > 1})
-    if repeated:
-        raise InputError(
-            f"column {repeated[0]!r} appears more than once; keep one",
-            feature=repeated[0],
-        )
-    unknown = [c for c in columns if c not in schema.names_set]
-    if unknown:
-        raise InputError(
-            f"unknown column {unknown[0]!r}{did_you_mean(unknown[0], schema.names)}; pass only "
-            "the feature columns, e.g. engine.score_batch(df[list(engine.feature_names)])",
-            feature=unknown[0],
-        )
-    present = set(columns)
-    n = len(frame)
-    X = np.empty((n, schema.width), dtype=schema.dtype)
-    used_names: list[str] = []
-    for j, name in enumerate(schema.names):
-        if name in present:
-            column = frame[name].to_numpy()
-            if column.dtype.kind not in _NUMERIC_KINDS:
-                return schema.row_by_row(
-                    [dict(zip(columns, r, strict=True)) for r in frame.itertuples(index=False)]
-                )
-            with np.errstate(over="ignore", invalid="ignore"):
-                X[:, j] = column
-        elif name in schema.defaults:
-            X[:, j] = schema.defaults[name]
-            used_names.append(name)
-        else:
-            raise InputError(
-                f"column {name!r} is missing and the feature has no default",
-                feature=name,
+    check_column_names(schema, columns)
+    position = {name: i for i, name in enumerate(columns)}
+    return columns_batch(
+        schema,
+        len(frame),
+        columns,
+        lambda name: series_numbers(frame.iloc[:, position[name]], name),
+    )
+
+
+def series_row(
+    schema: FeatureSchema, series: Any, row_index: int
+) -> tuple[npt.NDArray[Any], tuple[str, ...]]:
+    """One row given as a pandas Series whose index holds the feature names."""
+    names = [str(k) for k in series.index]
+    try:
+        check_column_names(schema, names, what="feature")
+    except InputError as exc:
+        hint = ""
+        if exc.feature is not None and exc.feature not in schema.names_set:
+            hint = (
+                " (a Series row is read by its index, which must hold the feature names; "
+                "for values in feature order pass series.to_numpy())"
             )
-    used = [tuple(used_names)] * n if used_names else None
-    return schema.finish(X, np.arange(n), {}, used)
+        raise InputError.for_row(row_index, exc.reason + hint, feature=exc.feature) from None
+    cells = dict(zip(names, series.tolist(), strict=True))
+    prepared = columns_batch(schema, 1, names, lambda name: cell_numbers([cells[name]], name))
+    return one_row(prepared, row_index, "Series")
+
+
+def series_numbers(column: Any, name: str) -> Column:
+    """One pandas column (a Series) as a :data:`Column`, whatever its dtype."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind in _NUMERIC_KINDS:
+            return column.to_numpy(), None, []
+        if dtype.kind in _TIME_KINDS:
+            raise not_numbers(name, dtype)
+        return cell_numbers(column.tolist(), name)
+    import pandas as pd
+
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _categorical_numbers(column, name)
+    if getattr(dtype, "kind", "O") in _TIME_KINDS or isinstance(
+        dtype, pd.PeriodDtype | pd.IntervalDtype
+    ):
+        raise not_numbers(name, dtype)
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        # Nullable numbers (Int64, Float64, boolean, pyarrow-backed): pd.NA is a null; a
+        # NaN that is not NA stays NaN and is refused, as in a float64 column.
+        missing = np.asarray(column.isna().to_numpy(dtype=bool))
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return values, (missing if missing.any() else None), []
+    return cell_numbers(column.astype(object).tolist(), name)
+
+
+def _categorical_numbers(column: Any, name: str) -> Column:
+    """A categorical column: its categories read as numbers, picked by the codes."""
+    import pandas as pd
+
+    categories = pd.Series(column.cat.categories)
+    try:
+        category_values, _, bad_categories = series_numbers(categories, name)
+    except InputError:
+        raise not_numbers(name, f"categorical of {categories.dtype}") from None
+    codes = column.cat.codes.to_numpy()
+    missing = codes < 0
+    lookup = np.append(np.asarray(category_values, dtype=np.float64), np.nan)
+    values = lookup[codes]  # code -1 (a null) picks the NaN appended last
+    bad: list[tuple[int, str]] = []
+    if bad_categories:
+        why = dict(bad_categories)
+        for position in np.flatnonzero(np.isin(codes, list(why))).tolist():
+            bad.append((position, why[int(codes[position])]))
+    return values, (missing if missing.any() else None), bad

@@ -22,7 +22,9 @@ import numpy.typing as npt
 
 from scoring_core.config.schema import FeatureSpec
 from scoring_core.errors import InputError, did_you_mean
-from scoring_core.features.frames import dataframe_batch, is_dataframe
+from scoring_core.features.arrow_tables import is_table, table_batch, table_row
+from scoring_core.features.columns import one_row
+from scoring_core.features.frames import dataframe_batch, is_dataframe, is_series, series_row
 
 __all__ = ["FeatureSchema", "PreparedBatch"]
 
@@ -115,10 +117,16 @@ class FeatureSchema:
             data = self._array_bytes(row, None, row_index)
             return self._checked_bytes(data, row_index), defaults_used
         elif isinstance(row, str | bytes) or not isinstance(row, Sequence):
+            if is_series(row):
+                return series_row(self, row, row_index)
+            if is_table(row):
+                return table_row(self, row, row_index)
+            if is_dataframe(row):
+                return one_row(dataframe_batch(self, row), row_index, "pandas DataFrame")
             raise InputError.for_row(
                 row_index,
-                f"expected a mapping of feature names to numbers, a sequence or a "
-                f"1-D array of {self.width} numbers; got {type(row).__name__}",
+                f"expected a mapping of feature names to numbers, a sequence, a 1-D array "
+                f"of {self.width} numbers or a pandas Series; got {type(row).__name__}",
             )
         else:
             values = row
@@ -317,9 +325,17 @@ class FeatureSchema:
         if is_dataframe(rows):
             return dataframe_batch(self, rows)
         if isinstance(rows, str | bytes) or not isinstance(rows, Sequence):
+            if is_table(rows):
+                return table_batch(self, rows)
+            if is_series(rows):
+                raise InputError(
+                    "score_batch takes many rows; a pandas Series is one row: use "
+                    "engine.score(series), or engine.score_batch(series.to_frame().T)"
+                )
             raise InputError(
-                "score_batch takes a 2-D array, a sequence of rows (mappings or sequences) or a "
-                f"pandas DataFrame; got {type(rows).__name__}"
+                "score_batch takes a 2-D array, a sequence of rows (mappings or sequences), a "
+                "pandas or polars DataFrame or a pyarrow Table or RecordBatch; got "
+                f"{type(rows).__name__}"
             )
         if len(rows) == 0:
             return PreparedBatch(
