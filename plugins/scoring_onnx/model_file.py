@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import re
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +39,14 @@ _TEXT_FIELDS = frozenset({2, 3, 4, 6, 14})
 
 @dataclass(frozen=True)
 class ModelFile:
-    """What the checks found. ``inspected`` is False when ``onnx`` was not importable."""
+    """What the checks found. ``inspected`` is False when ``onnx`` was not importable.
+
+    ``data`` holds the bytes that were hashed and checked; onnxruntime is given those
+    bytes (or a private copy of them, see :mod:`scoring_onnx.staging`), never the path
+    again, so a file swapped after the check cannot be served in its place.
+    ``locations`` maps each external data location, as the model writes it, to the file
+    it was checked against.
+    """
 
     path: Path
     size: int
@@ -45,12 +54,15 @@ class ModelFile:
     inspected: bool
     external_files: tuple[Path, ...] = ()
     external_bytes: int = 0
+    data: bytes = field(default=b"", repr=False, compare=False)
+    locations: tuple[tuple[str, Path], ...] = ()
 
 
 def check_model_file(path: Path, *, sha256: str | None, max_bytes: int) -> ModelFile:
     """Run every check that does not need onnxruntime; raise :class:`OnnxLoadError`."""
-    size = _check_size(path, max_bytes)
-    data = path.read_bytes()
+    _check_size(path, max_bytes)
+    data = read_once(path, max_bytes, what="model file")
+    size = len(data)
     actual = hashlib.sha256(data).hexdigest()
     if sha256 is not None and actual != sha256:
         raise OnnxLoadError(
@@ -60,13 +72,13 @@ def check_model_file(path: Path, *, sha256: str | None, max_bytes: int) -> Model
             path=path,
         )
     if _location_only_in_text_fields(data):
-        return ModelFile(path=path, size=size, sha256=actual, inspected=True)
+        return ModelFile(path=path, size=size, sha256=actual, inspected=True, data=data)
     onnx = _import_onnx()
     if onnx is None:
-        return ModelFile(path=path, size=size, sha256=actual, inspected=False)
+        return ModelFile(path=path, size=size, sha256=actual, inspected=False, data=data)
     model = _parse(onnx, data, path)
-    del data
-    files = _external_files(model, path)
+    locations = _external_locations(model, path)
+    files = tuple(dict.fromkeys(target for _, target in locations))
     external_bytes = sum(f.stat().st_size for f in files)
     if size + external_bytes > max_bytes:
         raise OnnxLoadError(
@@ -82,7 +94,35 @@ def check_model_file(path: Path, *, sha256: str | None, max_bytes: int) -> Model
         inspected=True,
         external_files=files,
         external_bytes=external_bytes,
+        data=data,
+        locations=locations,
     )
+
+
+def read_once(path: Path, max_bytes: int, *, what: str) -> bytes:
+    """The bytes of the regular file at ``path``, read through one open file and at most
+    ``max_bytes`` of them (a file that grew past the limit meanwhile is refused)."""
+    try:
+        with path.open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise OnnxLoadError(f"{what} {path} is not a regular file", path=path)
+            data = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise OnnxLoadError(
+            f"{what} {path} cannot be read ({exc.strerror or exc}); check its permissions",
+            path=path,
+        ) from None
+    if len(data) > max_bytes:
+        raise OnnxLoadError(
+            f"{what} {path} is more than max_model_bytes={max_bytes} bytes; raise "
+            "`max_model_bytes` in the step's options if the model is meant to be this big.",
+            path=path,
+        )
+    if not data:
+        raise OnnxLoadError(
+            f"{what} {path} is empty (0 bytes); copy or export it again.", path=path
+        )
+    return data
 
 
 def explain_load_failure(path: Path) -> None:
@@ -97,21 +137,23 @@ def explain_load_failure(path: Path) -> None:
     _parse(onnx, data, path)
 
 
-def check_custom_op_library(path: Path, sha256: str) -> Path:
-    """A custom-op library is loaded only when its bytes hash to the pinned sha256."""
+def check_custom_op_library(path: Path, sha256: str) -> tuple[Path, bytes]:
+    """A custom-op library is loaded only when its bytes hash to the pinned sha256: the
+    path and those bytes (which are what is loaded, see :mod:`scoring_onnx.staging`)."""
     if not path.is_file():
         raise OnnxLoadError(
             f"custom-op library {path} is not a regular file; check `custom_op_libraries`",
             path=path,
         )
     try:
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
     except OSError as exc:
         raise OnnxLoadError(
             f"custom-op library {path} cannot be read ({exc.strerror}); check "
             "`custom_op_libraries` in the step's options",
             path=path,
         ) from None
+    actual = hashlib.sha256(data).hexdigest()
     if actual != sha256.lower():
         raise OnnxLoadError(
             f"custom-op library {path} has sha256 {actual}, but the step's options allow only "
@@ -119,7 +161,7 @@ def check_custom_op_library(path: Path, sha256: str) -> Path:
             "allow-listed file",
             path=path,
         )
-    return path
+    return path, data
 
 
 def _check_size(path: Path, max_bytes: int) -> int:
@@ -249,16 +291,18 @@ def _parse(onnx: Any, data: bytes, path: Path) -> ModelProto:
     return model
 
 
-def _external_files(model: ModelProto, path: Path) -> tuple[Path, ...]:
-    """The distinct external data files the model refers to, each checked to stay inside."""
+def _external_locations(model: ModelProto, path: Path) -> tuple[tuple[str, Path], ...]:
+    """The distinct external data locations the model refers to, each with the file it
+    names, checked to stay inside the model's folder."""
     allowed = {path.parent.resolve(), path.resolve().parent}
-    files: dict[Path, None] = {}
+    found: dict[str, Path] = {}
     for tensor in _all_tensors(model):
         if tensor.data_location != _EXTERNAL and not tensor.external_data:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        files[_check_location(location, tensor.name, path, allowed)] = None
-    return tuple(files)
+        if location not in found:
+            found[location] = _check_location(location, tensor.name, path, allowed)
+    return tuple(found.items())
 
 
 def _check_location(location: str, tensor: str, path: Path, allowed: set[Path]) -> Path:

@@ -29,6 +29,7 @@ from scoring_onnx.model_file import (
 from scoring_onnx.options import OnnxOptions
 from scoring_onnx.session import create_session, import_onnxruntime
 from scoring_onnx.signature import column_input_names, plan_feed, plan_output
+from scoring_onnx.staging import staged
 
 __all__ = ["OnnxScorer"]
 
@@ -52,14 +53,17 @@ class OnnxScorer:
             options = OnnxOptions.model_validate(options)
         path = Path(options.model).expanduser()
         path = path if path.is_absolute() else base_dir / path
-        check_model_file(path, sha256=options.sha256, max_bytes=options.max_model_bytes)
+        model_file = check_model_file(
+            path, sha256=options.sha256, max_bytes=options.max_model_bytes
+        )
         ort = import_onnxruntime()
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            session = ort.InferenceSession(
-                str(path), session_options, providers=["CPUExecutionProvider"]
-            )
+            with staged(model_file, (), options.max_model_bytes) as (source, _):
+                session = ort.InferenceSession(
+                    source, session_options, providers=["CPUExecutionProvider"]
+                )
         except Exception:
             explain_load_failure(path)
             raise
@@ -84,7 +88,8 @@ class OnnxScorer:
         ]
         ort = import_onnxruntime()
         try:
-            session, providers = create_session(ort, path, options, libraries)
+            with staged(model_file, libraries, options.max_model_bytes) as (source, paths):
+                session, providers = create_session(ort, source, path, options, paths)
         except OnnxLoadError:
             explain_load_failure(path)
             raise

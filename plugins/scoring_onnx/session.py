@@ -50,11 +50,17 @@ def import_onnxruntime() -> Any:
 
 
 def create_session(
-    ort: Any, path: Path, options: OnnxOptions, libraries: Sequence[Path] = ()
+    ort: Any,
+    source: bytes | str,
+    path: Path,
+    options: OnnxOptions,
+    libraries: Sequence[str] = (),
 ) -> tuple[Any, ProviderReport]:
-    """Build an InferenceSession from the file path (so external data resolves).
+    """Build an InferenceSession from ``source``: the checked model bytes, or the path of
+    their private copy beside its external data (:func:`scoring_onnx.staging.staged`).
+    ``path`` is the model file as configured, for messages.
 
-    ``libraries`` are custom-op libraries already checked against their pinned sha256.
+    ``libraries`` are the paths of custom-op libraries checked against their pinned sha256.
     """
     available = tuple(ort.get_available_providers())
     requested = options.providers
@@ -67,8 +73,8 @@ def create_session(
     try:
         session_options = _session_options(ort, options)
         for library in libraries:
-            session_options.register_custom_ops_library(str(library))
-        session = ort.InferenceSession(str(path), sess_options=session_options, providers=passed)
+            session_options.register_custom_ops_library(library)
+        session = ort.InferenceSession(source, sess_options=session_options, providers=passed)
     except Exception as exc:
         reason = str(exc).strip()
         raise OnnxLoadError(
