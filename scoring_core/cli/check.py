@@ -42,9 +42,9 @@ def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_j
             line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
             line += f" ({origin}), loaded in {step['load_ms']:.1f} ms"
             if step["status"] != "ready":
-                optional = " (optional: the chain runs without it)" if step.get("optional") else ""
+                allowed = " (optional: the chain runs without it)" if step.get("optional") else ""
                 line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
-                line += f"{optional}\n  {'':<{width}}  reason: {step['reason']}"
+                line += f"{allowed}\n  {'':<{width}}  reason: {step['reason']}"
             click.echo(line)
         failed_plugins = [p for p in diagnostics["plugins"] if p["error"]]
         for plugin in failed_plugins:
