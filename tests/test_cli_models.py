@@ -401,3 +401,37 @@ def test_choosing_a_score_without_a_self_test_is_a_usage_error(tmp_path: Path) -
     result = annotate(str(model), "--features", str(names), "-o", "o.onnx", "--class", "1")
     assert result.exit_code == 2
     assert "need --self-test ROWS_FILE" in result.output
+
+
+def test_the_shipped_model_stripped_of_its_names_gets_them_back_from_its_feature_file(
+    tmp_path: Path,
+) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    features = repo / "models" / "calling_score_features.yaml"  # {name, min, max} entries
+    proto = onnx.load(str(repo / "models" / "calling_score_model.onnx"))
+    kept = [(p.key, p.value) for p in proto.metadata_props]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        if key not in (FEATURE_NAMES_KEY, SELF_TEST_KEY):
+            proto.metadata_props.add(key=key, value=value)
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(proto.SerializeToString())
+    sample = (repo / "examples" / "calling_sample.csv").read_text().splitlines()
+    rows = tmp_path / "golden.csv"
+    rows.write_text("\n".join(sample[:21]) + "\n")  # the header and 20 rows
+    out = tmp_path / "annotated.onnx"
+    result = annotate(
+        str(bare), "--features", str(features), "-o", str(out), "--self-test", str(rows)
+    )
+    assert result.exit_code == 0, result.output
+    assert "39 names (user_exploration_eagerness, " in result.output
+    config = tmp_path / "scoring.yaml"
+    config.write_text(
+        f"features: {features}\noutput_range: [0, 1]\nchain:\n"
+        "  - {name: neural, scorer: onnx, options: {model: annotated.onnx}}\n"
+    )
+    step = neural_step(config)
+    assert step["status"] == "ready", step["reason"]
+    assert step["details"]["feature_names_checked"] is True
+    assert step["details"]["self_test"].startswith("passed (20 rows, ")
+    assert step["details"]["model_version"] == "1.0.0"  # the other metadata is kept
