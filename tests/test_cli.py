@@ -59,15 +59,64 @@ def test_score_says_once_why_a_step_is_unavailable_and_marks_rows_briefly(
     done = run_process(
         tmp_path, *verbose, "score", "in.csv", "-o", "out.csv", "--config", str(config)
     )
-    assert done.returncode == 0, done.stderr
+    # the output is written, but a run whose model never loaded is not a success (exit 1)
+    assert done.returncode == 1, done.stderr
     assert "warning: step 'model' is unavailable (FileNotFoundError: models/missing" in done.stderr
     # the engine's own log line says it again only when asked for more logs (-v)
-    assert done.stderr.count("models/missing.onnx does not exist") == (2 if verbose else 1)
+    # ... and the summary's first line says it once more, with what scored instead
+    assert done.stderr.count("models/missing.onnx does not exist") == (3 if verbose else 2)
     with open(tmp_path / "out.csv", newline="") as scored:
         rows = list(csv.DictReader(scored))
     assert [(r["scorer"], r["fallback_reason"]) for r in rows] == [
         ("formula", "model: unavailable")
     ] * 2
+
+
+def test_check_exits_0_and_says_optional_when_only_optional_steps_are_unavailable(
+    tmp_path: Path,
+) -> None:
+    config = project(
+        tmp_path,
+        "  - {name: model, scorer: broken, optional: true}\n  - {name: formula, scorer: mean}\n",
+    )
+    result = run_cli("check", str(config))
+    assert result.exit_code == 0, result.output
+    assert "model    unavailable  scorer=broken (optional: the chain runs without it)" in (
+        result.output
+    )
+    assert "models/missing.onnx does not exist" in result.output
+    assert "1 optional step(s) unavailable: model" in result.output
+    data = json.loads(run_cli("check", str(config), "--json").output)
+    assert [(s["name"], s["optional"]) for s in data["steps"]] == [
+        ("model", True),
+        ("formula", False),
+    ]
+
+
+def test_check_exits_1_when_a_step_that_is_not_optional_is_unavailable_too(
+    tmp_path: Path,
+) -> None:
+    config = project(
+        tmp_path,
+        "  - {name: model, scorer: broken, optional: true}\n"
+        "  - {name: other, scorer: broken}\n"
+        "  - {name: formula, scorer: mean}\n",
+    )
+    result = run_cli("check", str(config))
+    assert result.exit_code == 1
+    assert "1 step(s) unavailable: other" in result.output
+    assert "1 optional step(s) unavailable: model" in result.output
+
+
+def test_a_step_cannot_be_both_required_and_optional(tmp_path: Path) -> None:
+    config = project(
+        tmp_path,
+        "  - {name: model, scorer: mean, optional: true}\n  - {name: formula, scorer: mean}\n",
+    )
+    config.write_text(config.read_text() + "require: [model]\n")
+    result = run_cli("check", str(config))
+    assert result.exit_code == 2
+    assert "step 'model' is marked `optional: true` and listed in `require`" in result.output
 
 
 def test_check_json_is_the_diagnostics(tmp_path: Path) -> None:

@@ -25,11 +25,21 @@ class First:
     def score(self, X):
         return X[:, 0]
 """
+# Scores of a regressor: the mean of the features times 100, far outside [0, 1].
+HUNDRED_CLASS = """
+class Hundred:
+    def __init__(self, ctx):
+        pass
+
+    def score(self, X):
+        return X.mean(axis=1) * 100.0
+"""
 LOCAL_PLUGIN = plugin_source(
     MEAN_CLASS,
     FIRST_CLASS,
     FLAKY_CLASS,
-    register={"mean": "Mean", "first": "First", "flaky": "Flaky"},
+    HUNDRED_CLASS,
+    register={"mean": "Mean", "first": "First", "flaky": "Flaky", "hundred": "Hundred"},
 )
 
 
@@ -38,12 +48,16 @@ def _no_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCORING_LOAD_PLUGINS", "")
 
 
-def write_config(folder: Path, scorers: tuple[str, str]) -> Path:
+def write_config(
+    folder: Path,
+    scorers: tuple[str, str],
+    output_range: tuple[float, float] | None = (0, 1),
+) -> Path:
     names = [f"{s}_step" if s not in scorers[:i] else f"{s}_step{i}" for i, s in enumerate(scorers)]
     chain = "".join(
         f"  - {{name: {n}, scorer: {s}}}\n" for n, s in zip(names, scorers, strict=True)
     )
-    return write_project(folder, LOCAL_PLUGIN, FEATURES, chain, output_range=(0, 1))
+    return write_project(folder, LOCAL_PLUGIN, FEATURES, chain, output_range=output_range)
 
 
 def write_rows(folder: Path, X: np.ndarray, label: np.ndarray | None = None) -> Path:
@@ -73,11 +87,77 @@ def data(n: int = 400, seed: int = 1) -> np.ndarray:
 # -- through the command line -------------------------------------------------------------------
 
 
-def test_the_command_default_threshold_is_the_library_default() -> None:
+def test_the_command_has_no_fixed_default_threshold_it_chooses_one_from_the_scores() -> None:
+    # was: the option's default was 0.70, applied silently to scores of any range
     command = cli.get_command(click.Context(cli), "compare")
     assert command is not None
     option = next(p for p in command.params if p.name == "threshold")
-    assert option.default == DEFAULT_THRESHOLD == 0.70
+    assert option.default is None
+    assert DEFAULT_THRESHOLD == 0.70
+
+
+def test_scores_in_0_1_keep_the_default_threshold_and_the_report_says_so(tmp_path: Path) -> None:
+    X = data()
+    for output_range in [(0, 1), None]:
+        config = write_config(tmp_path, ("mean", "first"), output_range=output_range)
+        report = compare_json(config, write_rows(tmp_path, X))
+        assert report["threshold"] == 0.7
+        assert report["threshold_source"] == "default"
+        assert report["threshold_note"] == "threshold 0.7 (default; --threshold to change)"
+        a, b = X.astype(np.float32).mean(axis=1), X.astype(np.float32)[:, 0]
+        (pair,) = report["pairs"]  # type: ignore[misc]
+        assert pair["agreement"] == pytest.approx(np.mean((a >= 0.7) == (b >= 0.7)), abs=1e-6)
+    result = compare(config, write_rows(tmp_path, X))
+    assert result.stdout.splitlines()[0] == "threshold 0.7 (default; --threshold to change)"
+
+
+def test_an_output_range_other_than_0_1_puts_the_threshold_in_its_middle(tmp_path: Path) -> None:
+    X = data()
+    config = write_config(tmp_path, ("hundred", "mean"), output_range=(0, 200))
+    report = compare_json(config, write_rows(tmp_path, X))
+    assert report["threshold"] == 100.0
+    assert report["threshold_source"] == "output_range"
+    assert report["threshold_note"] == (
+        "threshold 100 (the middle of output_range [0, 200]; --threshold to change)"
+    )
+    hundred = report["steps"][0]  # type: ignore[index]
+    assert hundred["share_at_or_above_threshold"] == 0.0  # the means are below 0.85 * 100
+
+
+def test_scores_outside_0_1_without_output_range_leave_the_threshold_metrics_out(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, ("hundred", "mean"), output_range=None)
+    rows = write_rows(tmp_path, data())
+    result = compare(config, rows, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["threshold"] is None
+    assert report["threshold_source"] is None
+    note = report["threshold_note"]
+    assert "outside [0, 1]" in note
+    assert "pass --threshold" in note
+    assert [s["share_at_or_above_threshold"] for s in report["steps"]] == [None, None]
+    (pair,) = report["pairs"]
+    assert "agreement" in pair
+    assert pair["agreement"] is None
+    assert pair["pearson"] == pytest.approx(1.0)  # the other metrics stay
+    assert f"note: {note}" in result.stderr
+    table = compare(config, rows)
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[0] == note
+    assert "pairs (agreement: n/a)" in table.stdout
+
+
+def test_a_given_threshold_is_used_whatever_the_scores(tmp_path: Path) -> None:
+    X = data()
+    config = write_config(tmp_path, ("hundred", "mean"), output_range=None)
+    report = compare_json(config, write_rows(tmp_path, X), "--threshold", "40")
+    assert (report["threshold"], report["threshold_source"]) == (40.0, "given")
+    assert report["threshold_note"] == "threshold 40 (--threshold)"
+    scores = X.astype(np.float32).mean(axis=1) * np.float32(100)
+    hundred = report["steps"][0]  # type: ignore[index]
+    assert hundred["share_at_or_above_threshold"] == pytest.approx(np.mean(scores >= 40), abs=1e-6)
 
 
 def test_identical_steps_agree_completely(tmp_path: Path) -> None:

@@ -808,3 +808,87 @@ def test_a_terminal_gets_a_progress_bar_with_rate_and_eta_and_a_pipe_does_not(
     assert piped.returncode == 0
     assert piped.stderr.startswith("rows in")
     assert "\x1b[" not in piped.stderr
+
+
+# -- a step that never loaded --------------------------------------------------------------------
+
+
+def broken_model_config(folder: Path, step_keys: str = "") -> Path:
+    """A chain whose first step is the real onnx scorer on a truncated model file."""
+    from onnx_models import write_linear_model
+
+    model = write_linear_model(folder / "model.onnx", len(FEATURES))
+    model.write_bytes(model.read_bytes()[:40])  # cut short on disk
+    chain = (
+        f"  - {{name: neural, scorer: onnx, options: {{model: model.onnx}}{step_keys}}}\n"
+        "  - {name: formula, scorer: mean}\n"
+    )
+    return write_config(folder, chain=chain)
+
+
+def summary_after_warnings(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
+
+
+@pytest.fixture
+def onnx_plugin_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORING_LOAD_PLUGINS", "onnx")
+
+
+@pytest.mark.usefixtures("onnx_plugin_too")
+def test_a_run_whose_model_never_loaded_writes_everything_then_exits_1_saying_so_first(
+    tmp_path: Path,
+) -> None:
+    config = broken_model_config(tmp_path)
+    ids, X = clean_rows(5)
+    pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(out))
+    assert result.exit_code == 1, result.output
+    assert [r["scorer"] for r in read(out)] == ["formula"] * 5  # the output, whole
+    assert "warning: step 'neural' is unavailable (" in result.stderr
+    first = summary_after_warnings(result)[0]
+    assert first.startswith("step 'neural' was unavailable for the whole run: OnnxLoadError")
+    assert "; all 5 rows were scored by 'formula'. Mark the step `optional: true` or pass " in (
+        first
+    )
+    assert first.endswith("--allow-unavailable if that is expected.")
+    assert summary_after_warnings(result)[1].startswith("rows in")
+
+
+@pytest.mark.usefixtures("onnx_plugin_too")
+def test_allow_unavailable_exits_0_and_keeps_the_warning(tmp_path: Path) -> None:
+    config = broken_model_config(tmp_path)
+    pq.write_table(rows_table(*clean_rows(5)), tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(out), "--allow-unavailable")
+    assert result.exit_code == 0, result.output
+    assert "warning: step 'neural' is unavailable (" in result.stderr
+    first = summary_after_warnings(result)[0]
+    assert first.startswith("step 'neural' was unavailable for the whole run: ")
+    assert first.endswith("all 5 rows were scored by 'formula'. Allowed by --allow-unavailable.")
+    assert len(read(out)) == 5
+
+
+@pytest.mark.usefixtures("onnx_plugin_too")
+def test_an_optional_step_that_never_loaded_does_not_fail_the_run(tmp_path: Path) -> None:
+    config = broken_model_config(tmp_path, step_keys=", optional: true")
+    pq.write_table(rows_table(*clean_rows(3)), tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "warning: optional step 'neural' is unavailable (" in result.stderr
+    first = summary_after_warnings(result)[0]
+    assert first.startswith("optional step 'neural' was unavailable for the whole run: ")
+    assert first.endswith("all 3 rows were scored by 'formula'.")
+
+
+def test_a_step_that_loaded_but_failed_rows_is_not_an_unavailable_step(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    ids, X = clean_rows(4)
+    X[0, 0] = 0.95  # the flaky model fails this row
+    pq.write_table(rows_table(ids, X), tmp_path / "in.parquet")
+    result = score(config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code == 0, result.output
+    assert "unavailable" not in result.stderr
+    assert result.stderr.splitlines()[0].startswith("rows in")

@@ -325,6 +325,7 @@ class Step:
             "status": self.status,
             "reason": self.reason if slot is None else None,
             "required": self.required,
+            "optional": self.config.optional,
             "load_ms": round(self.load_seconds * 1e3, 3),
         }
         data["reloads"] = counters.event("reloads")

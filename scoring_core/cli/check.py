@@ -22,7 +22,8 @@ __all__ = ["check"]
 @click.option("--json", "as_json", is_flag=True, help="Print the full diagnostics as JSON.")
 @click.pass_context
 def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_json: bool) -> None:
-    """Load every step and report its status; exit 1 if any step is unavailable."""
+    """Load every step and report its status; exit 1 if a step is unavailable (one marked
+    `optional: true` is reported, and allowed)."""
     from scoring_core.engine import Engine
 
     with errors_reported(debug_of(ctx)), unavailable_steps_reported_here(ctx):
@@ -41,13 +42,22 @@ def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_j
             line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
             line += f" ({origin}), loaded in {step['load_ms']:.1f} ms"
             if step["status"] != "ready":
+                allowed = " (optional: the chain runs without it)" if step.get("optional") else ""
                 line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
-                line += f"\n  {'':<{width}}  reason: {step['reason']}"
+                line += f"{allowed}\n  {'':<{width}}  reason: {step['reason']}"
             click.echo(line)
         failed_plugins = [p for p in diagnostics["plugins"] if p["error"]]
         for plugin in failed_plugins:
             click.echo(f"  plugin {plugin['name']!r} failed to load: {plugin['error']}")
-    unavailable = [s["name"] for s in steps if s["status"] != "ready"]
+    down = [s for s in steps if s["status"] != "ready"]
+    unavailable = [s["name"] for s in down if not s.get("optional")]
+    optional = [s["name"] for s in down if s.get("optional")]
+    if not as_json and optional:
+        click.echo(
+            f"{len(optional)} optional step(s) unavailable: {', '.join(optional)}; scores will "
+            "come from the steps after them (allowed: `optional: true`)",
+            err=True,
+        )
     if unavailable:
         if not as_json:
             click.echo(

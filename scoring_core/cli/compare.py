@@ -26,9 +26,9 @@ __all__ = ["compare", "compare_command"]
 @click.option(
     "--threshold",
     type=float,
-    default=0.70,  # compare.DEFAULT_THRESHOLD (not imported here: it needs numpy)
-    show_default=True,
-    help="Decision cut for the agreement between steps.",
+    default=None,
+    help="Decision cut for the agreement between steps (default: 0.7 for scores in [0, 1], "
+    "the middle of output_range otherwise).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
@@ -53,7 +53,7 @@ def compare_command(
     config: Path,
     fmt: str | None,
     label: str | None,
-    threshold: float,
+    threshold: float | None,
     as_json: bool,
     plot: str | None,
     chunk_rows: int,
@@ -65,7 +65,13 @@ def compare_command(
 
     from scoring_core import process
     from scoring_core.batch.tables import check_columns, checked_rows, open_input
-    from scoring_core.cli.compare_report import StepScores, build_report, print_report, save_plot
+    from scoring_core.cli.compare_report import (
+        StepScores,
+        build_report,
+        choose_threshold,
+        print_report,
+        save_plot,
+    )
     from scoring_core.cli.files import file_format
     from scoring_core.cli.report import warn_unavailable
     from scoring_core.engine import Engine
@@ -132,19 +138,23 @@ def compare_command(
                 "takes the true outcome as a number (0/1 for AUC)",
                 column=label,
             )
+        output_range = engine.output_range
+    cut = choose_threshold(threshold, output_range, [step.scores() for step in steps])
     report = build_report(
         steps,
-        threshold=threshold,
+        threshold=cut,
         label=np.concatenate(labels) if labels else None,
         label_name=label,
         rows={"in": rows_in, "compared": rows_in - rejected, "rejected": rejected},
     )
     if plot is not None:
-        save_plot({step.name: step.scores() for step in steps}, plot, threshold)
+        save_plot({step.name: step.scores() for step in steps}, plot, cut.value)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         print_report(report)
     if plot is not None:
         click.echo(f"plot saved to {plot}", err=True)
+    if cut.value is None and as_json:  # the tables say it on stdout themselves
+        click.echo(f"note: {cut.note}", err=True)
     return 0

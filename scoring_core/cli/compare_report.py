@@ -15,7 +15,9 @@ import numpy.typing as npt
 __all__ = [
     "DEFAULT_THRESHOLD",
     "StepScores",
+    "Threshold",
     "build_report",
+    "choose_threshold",
 ]
 
 from scoring_core.stats import (
@@ -50,12 +52,67 @@ class StepScores:
         return np.concatenate(self.parts) if self.parts else np.empty(0)
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """The decision cut of the agreement metrics, where it came from, and the report's note.
+
+    ``value`` is None when no cut can be told from the data: the threshold-based metrics
+    (``share_at_or_above_threshold``, ``agreement``) are then left out (null).
+    """
+
+    value: float | None
+    source: str | None  # "given" | "default" | "output_range" | None
+    note: str
+
+
+def choose_threshold(
+    given: float | None,
+    output_range: tuple[float, float] | None,
+    scores: Sequence[Floats],
+) -> Threshold:
+    """``--threshold`` when given; else 0.7 for scores in [0, 1] (by ``output_range``, or,
+    without one, by the scores themselves); else the middle of ``output_range``; else none.
+    """
+    if given is not None:
+        return Threshold(given, "given", f"threshold {given:g} (--threshold)")
+    default = Threshold(
+        DEFAULT_THRESHOLD,
+        "default",
+        f"threshold {DEFAULT_THRESHOLD:g} (default; --threshold to change)",
+    )
+    if output_range is not None:
+        low, high = output_range
+        if (low, high) == (0.0, 1.0):
+            return default
+        middle = (low + high) / 2
+        return Threshold(
+            middle,
+            "output_range",
+            f"threshold {middle:g} (the middle of output_range [{low:g}, {high:g}]; "
+            "--threshold to change)",
+        )
+    served = [values[np.isfinite(values)] for values in scores]
+    served = [values for values in served if values.size]
+    if not served:
+        return default
+    low, high = min(float(v.min()) for v in served), max(float(v.max()) for v in served)
+    if low >= 0.0 and high <= 1.0:
+        return default
+    return Threshold(
+        None,
+        None,
+        f"no threshold: the scores run from {low:g} to {high:g}, outside [0, 1], and the "
+        "config has no output_range, so share_at_or_above_threshold and agreement are left "
+        "out; pass --threshold X (or set output_range) to have them",
+    )
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
 def _step_report(
-    step: StepScores, scores: Floats, threshold: float, label: Floats | None
+    step: StepScores, scores: Floats, threshold: float | None, label: Floats | None
 ) -> dict[str, Any]:
     ok = np.isfinite(scores)
     served = scores[ok]
@@ -71,7 +128,7 @@ def _step_report(
         "mean": _round(float(served.mean())) if served.size else None,
         "std": _round(float(served.std())) if served.size else None,
         "share_at_or_above_threshold": _round(float(np.mean(served >= threshold)))
-        if served.size
+        if served.size and threshold is not None
         else None,
     }
     if label is not None:
@@ -87,19 +144,27 @@ def _step_report(
 def build_report(
     steps: Sequence[StepScores],
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | Threshold = DEFAULT_THRESHOLD,
     label: Floats | None = None,
     label_name: str | None = None,
     rows: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The comparison as a JSON-serialisable dict: per step, and per pair of steps."""
+    """The comparison as a JSON-serialisable dict: per step, and per pair of steps.
+
+    ``threshold`` is a number (given) or a :class:`Threshold` from :func:`choose_threshold`.
+    """
     scores = {step.name: step.scores() for step in steps}
+    if not isinstance(threshold, Threshold):
+        threshold = Threshold(threshold, "given", f"threshold {threshold:g}")
+    cut = threshold.value
     report: dict[str, Any] = {
         "rows": dict(rows or {}),
-        "threshold": threshold,
+        "threshold": cut,
+        "threshold_source": threshold.source,
+        "threshold_note": threshold.note,
         "label": label_name,
         "label_binary": bool(label is not None and is_binary(label[np.isfinite(label)])),
-        "steps": [_step_report(s, scores[s.name], threshold, label) for s in steps],
+        "steps": [_step_report(s, scores[s.name], cut, label) for s in steps],
         "pairs": [],
     }
     for first, second in combinations([s.name for s in steps], 2):
@@ -114,14 +179,15 @@ def build_report(
                 "mean_abs_diff": _round(float(np.mean(np.abs(a - b)))) if a.size else None,
                 "pearson": _round(pearson(a, b)),
                 "spearman": _round(spearman(a, b)),
-                "agreement": _round(agreement(a, b, threshold)),
+                "agreement": None if cut is None else _round(agreement(a, b, cut)),
             }
         )
     return report
 
 
-def save_plot(scores: Mapping[str, Floats], path: str, threshold: float) -> None:
-    """Score distributions and step-vs-step scatter plots, as a PNG (matplotlib, Agg)."""
+def save_plot(scores: Mapping[str, Floats], path: str, threshold: float | None) -> None:
+    """Score distributions and step-vs-step scatter plots, as a PNG (matplotlib, Agg); the
+    threshold, when there is one, as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,12 +198,13 @@ def save_plot(scores: Mapping[str, Floats], path: str, threshold: float) -> None
     figure, axes = plt.subplots(1, 1 + len(pairs), figsize=(5 * (1 + len(pairs)), 4), squeeze=False)
     distributions = axes[0][0]
     served = {name: values[np.isfinite(values)] for name, values in scores.items()}
-    everything = np.concatenate([*served.values(), [threshold]])
+    everything = np.concatenate([*served.values(), [] if threshold is None else [threshold]])
     low, high = float(everything.min()), float(everything.max())
     bins = np.linspace(low, high if high > low else low + 1.0, 61)
     for name, values in served.items():
         distributions.hist(values, bins=bins, alpha=0.5, label=f"{name} ({values.size:,} rows)")
-    distributions.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    if threshold is not None:
+        distributions.axvline(threshold, color="black", linestyle="--", linewidth=1)
     distributions.set(title="score distributions", xlabel="score", ylabel="rows")
     distributions.legend()
     sample = np.random.default_rng(0)
@@ -147,8 +214,9 @@ def save_plot(scores: Mapping[str, Floats], path: str, threshold: float) -> None
         if both.size > 20_000:
             both = sample.choice(both, 20_000, replace=False)
         axis.scatter(a[both], b[both], s=2, alpha=0.3)
-        axis.axvline(threshold, color="black", linestyle="--", linewidth=1)
-        axis.axhline(threshold, color="black", linestyle="--", linewidth=1)
+        if threshold is not None:
+            axis.axvline(threshold, color="black", linestyle="--", linewidth=1)
+            axis.axhline(threshold, color="black", linestyle="--", linewidth=1)
         axis.set(title=f"{first} vs {second}", xlabel=first, ylabel=second)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -166,7 +234,9 @@ def _cell(value: Any, digits: int = 4) -> str:
 def report_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     """The report as (title, header, rows) tables of text cells."""
     with_label = report["label"] is not None
-    header = ["step", "rows failed", "us/row", "rows/s", "mean", "std", f">= {report['threshold']}"]
+    cut = report["threshold"]
+    at = f">= {cut:g}" if cut is not None else ">= n/a"
+    header = ["step", "rows failed", "us/row", "rows/s", "mean", "std", at]
     steps = []
     for step in report["steps"]:
         row = [
@@ -214,7 +284,7 @@ def report_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[
         )
     tables.append(
         (
-            f"pairs (agreement at {report['threshold']})",
+            f"pairs (agreement at {cut:g})" if cut is not None else "pairs (agreement: n/a)",
             ["pair", "rows", "mean |diff|", "pearson", "spearman", "agreement"],
             pairs,
         )
@@ -223,8 +293,10 @@ def report_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[
 
 
 def print_report(report: Mapping[str, Any]) -> None:
-    """Print the report's tables on stdout: with rich when installed, plain text otherwise."""
+    """Print the report's tables on stdout: with rich when installed, plain text otherwise;
+    first, where the threshold came from."""
     tables = report_tables(report)
+    print(report["threshold_note"])
     try:
         from rich.console import Console
         from rich.table import Table

@@ -1,9 +1,12 @@
 """The exit codes of every ``scoring`` command, in one place.
 
 * 0: success
-* 1: the work ran but found a problem (``check``: a step is unavailable; ``score``:
-  a row was rejected and ``--fail-on-reject`` is set, or every step failed for a row
-  and the config says ``on_exhausted: raise``, in which case no output is written)
+* 1: the work ran but found a problem (``check``: a step not marked ``optional: true`` is
+  unavailable; ``score``: a row was rejected and ``--fail-on-reject`` is set, or every
+  step failed for a row and the config says ``on_exhausted: raise``, in which case no
+  output is written, or a step not marked ``optional: true`` could not load when the
+  run started and ``--allow-unavailable`` was not given: the output is written, and
+  the summary says so first; that is :data:`EXIT_STEP_UNAVAILABLE`)
 * 2: usage error, bad configuration, or bad input (the message says which; for ``score``
   and ``compare``: an unreadable, empty or truncated file, a missing column, a column of
   a type that cannot hold numbers). Bad values in single rows are not exit 2: those rows
@@ -14,6 +17,7 @@
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
+EXIT_STEP_UNAVAILABLE = EXIT_PROBLEM  # `score`: a step that is not optional never loaded
 EXIT_USAGE = 2
 EXIT_UNEXPECTED = 3
 EXIT_INTERRUPTED = 130  # what a shell reports for a command Ctrl-C stopped (128 + SIGINT)

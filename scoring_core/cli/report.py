@@ -10,6 +10,7 @@ rejected, the rows each scorer scored, the fallbacks, the rejects file, the time
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -22,17 +23,92 @@ if TYPE_CHECKING:
     from scoring_core.engine import Engine
     from scoring_core.io import TableReader
 
-__all__ = ["ProgressBar", "summary_lines", "warn_unavailable"]
+__all__ = [
+    "MissingStep",
+    "ProgressBar",
+    "summary_lines",
+    "unavailable_at_start",
+    "unavailable_lines",
+    "warn_unavailable",
+]
 
 
 def warn_unavailable(engine: Engine, then: str = "its rows go to the next step") -> None:
     """A warning on stderr for each step that is not ready: why, and ``then`` what."""
     for step in engine.diagnostics()["steps"]:
         if step["status"] != "ready":
+            which = "optional step" if step.get("optional") else "step"
             click.echo(
-                f"warning: step {step['name']!r} is unavailable ({step['reason']}); {then}",
+                f"warning: {which} {step['name']!r} is unavailable ({step['reason']}); {then}",
                 err=True,
             )
+
+
+@dataclass(frozen=True)
+class MissingStep:
+    """A step that could not load when the engine was built."""
+
+    name: str
+    reason: str
+    optional: bool
+
+
+def unavailable_at_start(engine: Engine) -> list[MissingStep]:
+    """The steps that are unavailable now, before the run (they failed to load)."""
+    return [
+        MissingStep(step["name"], str(step["reason"]), bool(step.get("optional")))
+        for step in engine.diagnostics()["steps"]
+        if step["status"] != "ready"
+    ]
+
+
+# The reason in the summary's first line is cut at its first sentence, or this long.
+_SHORT_REASON = 160
+
+
+def _short(reason: str) -> str:
+    cut = reason.find(". ")
+    short = reason[: cut + 1] if 0 < cut < _SHORT_REASON else reason
+    return short if len(short) <= _SHORT_REASON else short[: _SHORT_REASON - 1] + "…"
+
+
+def _served_by(counts: Counts) -> str:
+    if not counts.scored:
+        return "no row was scored"
+    served = {name: rows for name, rows in counts.by_scorer.items() if rows}
+    if len(served) == 1:
+        name, rows = next(iter(served.items()))
+        every = "the" if rows == 1 else f"all {rows:,}"
+        return f"{every} {'row was' if rows == 1 else 'rows were'} scored by {name!r}"
+    parts = ", ".join(f"{name!r} {rows:,}" for name, rows in served.items())
+    return f"the {counts.scored:,} scored rows came from {parts}"
+
+
+def unavailable_lines(missing: list[MissingStep], counts: Counts, *, allowed: bool) -> list[str]:
+    """The summary's first lines: each step that could not load, and what scored instead.
+
+    A step that is not optional is a failed run (exit 1) unless ``allowed``
+    (``--allow-unavailable``); the line says how to mark it as expected.
+    """
+    lines = []
+    for step in missing:
+        later = counts.by_scorer.get(step.name, 0)
+        when = (
+            "was unavailable for the whole run"
+            if not later
+            else f"was unavailable when the run started (it scored {later:,} rows after a reload)"
+        )
+        which = "optional step" if step.optional else "step"
+        line = f"{which} {step.name!r} {when}: {_short(step.reason)}; {_served_by(counts)}."
+        if not step.optional:
+            line += (
+                " Allowed by --allow-unavailable."
+                if allowed
+                else " Mark the step `optional: true` or pass --allow-unavailable if that is "
+                "expected."
+            )
+        lines.append(line)
+    return lines
 
 
 # The bar (12), "10,000,000 rows  1,234,567 rows/s" (33), the ETA (7) and the gaps (3).

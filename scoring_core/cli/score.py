@@ -52,6 +52,11 @@ __all__ = ["score", "score_command"]
     help="Rejects file (default: next to OUTPUT, out.csv -> out.rejects.csv).",
 )
 @click.option("--fail-on-reject", is_flag=True, help="Exit 1 when any row was rejected.")
+@click.option(
+    "--allow-unavailable",
+    is_flag=True,
+    help="Exit 0 even when a step (not marked `optional: true`) could not load.",
+)
 @chunk_rows_option
 @click.option(
     "--workers",
@@ -72,6 +77,9 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     The output keeps the input's other columns and adds score, scorer and
     fallback_reason, in input order. Rows with bad input go to the rejects file with
     their row number, column and reason: rows in = scored + rejected, always.
+
+    A step that could not load makes the run exit 1 once the output is written, unless
+    it is marked `optional: true` or --allow-unavailable is given.
     """
     with errors_reported(debug_of(ctx)), unavailable_steps_reported_here(ctx):
         code = score_command(config=config_path(config), **options)
@@ -89,6 +97,7 @@ def score_command(
     keep: str | None,
     rejects_path: str | None,
     fail_on_reject: bool,
+    allow_unavailable: bool,
     chunk_rows: int,
     workers: int,
     progress: bool | None,
@@ -97,9 +106,20 @@ def score_command(
     from scoring_core import process
     from scoring_core.batch.run import score_table
     from scoring_core.batch.tables import OutputFiles, default_rejects_path, open_input
-    from scoring_core.cli.exit_codes import EXIT_OK, EXIT_PROBLEM, EXIT_UNEXPECTED
+    from scoring_core.cli.exit_codes import (
+        EXIT_OK,
+        EXIT_PROBLEM,
+        EXIT_STEP_UNAVAILABLE,
+        EXIT_UNEXPECTED,
+    )
     from scoring_core.cli.files import file_format, kept_columns
-    from scoring_core.cli.report import ProgressBar, summary_lines, warn_unavailable
+    from scoring_core.cli.report import (
+        ProgressBar,
+        summary_lines,
+        unavailable_at_start,
+        unavailable_lines,
+        warn_unavailable,
+    )
     from scoring_core.engine import Engine
     from scoring_core.errors import ChainExhaustedError
     from scoring_core.io import STDIO, check_target, display_name, require_pyarrow
@@ -122,6 +142,7 @@ def score_command(
     with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
         loaded = time.perf_counter()
         process.startup_done()
+        missing = unavailable_at_start(engine)
         warn_unavailable(engine)
         show = progress if progress is not None else sys.stderr.isatty()
         name = display_name(input_path) if input_path == STDIO else Path(input_path).name
@@ -140,11 +161,14 @@ def score_command(
             click.echo(f"error: {exc}; no output was written", err=True)
             return EXIT_PROBLEM
     seconds = (time.perf_counter() - loaded, loaded - started)
-    for line in summary_lines(counts, seconds, target, reader):
+    first = unavailable_lines(missing, counts, allowed=allow_unavailable)
+    for line in (*first, *summary_lines(counts, seconds, target, reader)):
         click.echo(line, err=True)
     if counts.rows_in != counts.scored + counts.rejected:
         return EXIT_UNEXPECTED
     if fail_on_reject and counts.rejected:
         click.echo(f"{counts.rejected:,} row(s) rejected (--fail-on-reject)", err=True)
         return EXIT_PROBLEM
+    if not allow_unavailable and any(not step.optional for step in missing):
+        return EXIT_STEP_UNAVAILABLE
     return EXIT_OK

@@ -137,6 +137,8 @@ class StepConfig(BaseModel):
     timeout_ms: Milliseconds | None = None
     circuit_breaker: BreakerConfig | None = None
     self_test: SelfTestConfig | None = None
+    # A step allowed to be missing: `scoring score` does not fail a run it never served.
+    optional: bool = False
 
 
 class ExhaustedDefault(BaseModel):
@@ -194,6 +196,12 @@ class EngineConfig(BaseModel):
                 hint = did_you_mean(required, names)
                 raise KeyPathError(
                     f"require names step {required!r}, which is not in the chain{hint}",
+                    *("require", index),
+                )
+            if self.chain[names.index(required)].optional:
+                raise KeyPathError(
+                    f"step {required!r} is marked `optional: true` and listed in `require`; "
+                    "a step cannot be both: remove one of them",
                     *("require", index),
                 )
         if isinstance(self.on_exhausted, ExhaustedDefault) and self.output_range is not None:
