@@ -177,7 +177,7 @@ class OnnxScorer:
             )
         if not names_checked:
             ctx.logger.warning(
-                "%s: model %s does not name its features, so their order could not be "
+                "%s: %s does not name its features, so their order could not be "
                 "checked (only their number, %d): rows in another order than the model was "
                 "trained on would be scored wrong. Write the names into the model with "
                 "`scoring models annotate`, or set require_feature_names: true to refuse "
