@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from scoring_core.errors import did_you_mean
 from scoring_onnx.errors import OnnxConfigError, OnnxLoadError
 
 __all__ = ["Dim", "Feed", "OutputPlan", "plan_feed", "plan_output"]
@@ -183,7 +184,8 @@ def _column_feed(inputs: Sequence[Any], feature_names: Sequence[str], path: Path
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"no input for feature(s) {_names(missing)}")
+            hint = did_you_mean(missing[0], extra, list_known=False) if extra else ""
+            parts.append(f"no input for feature(s) {_names(missing)}{hint}")
         if extra:
             parts.append(f"input(s) {_names(extra)} match no feature")
         raise OnnxLoadError(

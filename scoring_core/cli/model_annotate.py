@@ -24,23 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from scoring_core.cli.annotate_files import read_feature_names, read_rows
-from scoring_core.errors import ConfigError, DataFileError, did_you_mean
+from scoring_core.errors import ConfigError, DataFileError
 
 __all__ = ["Annotation", "OutputChoice", "annotate_model"]
-
-_NUMPY_TYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(int16)": np.int16,
-    "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8,
-}
 
 
 @dataclass(frozen=True)
@@ -90,183 +78,49 @@ def _session(model: Path) -> Any:
         ) from exc
 
 
-def _shape(value: Any) -> str:
-    return "[" + ", ".join("N" if not isinstance(d, int) else str(d) for d in value.shape) + "]"
+def _plans(
+    session: Any, names: Sequence[str], model: Path, features: Path, choice: OutputChoice | None
+) -> tuple[Any, Any]:
+    """How the onnx scorer will feed the model and cut its score (the scorer's own code,
+    so the self-test scores are what the step will serve); ConfigError naming the file."""
+    from scoring_onnx.errors import OnnxLoadError
+    from scoring_onnx.labels import class_labels
+    from scoring_onnx.signature import plan_feed, plan_output
 
-
-def _check_inputs(session: Any, names: Sequence[str], model: Path, features: Path) -> str:
-    """Check the names against the model's inputs; describe how the model is fed."""
-    inputs = session.get_inputs()
-    for model_input in inputs:
-        if model_input.type not in _NUMPY_TYPES:
-            raise ConfigError(
-                f"input {model_input.name!r} is {model_input.type}; the onnx scorer feeds "
-                f"numbers ({', '.join(_NUMPY_TYPES)})",
-                file=str(model),
-            )
-    if _one_tensor(inputs):
-        only = inputs[0]
-        width = only.shape[1]
-        if isinstance(width, int) and width != len(names):
-            raise ConfigError(
-                f"the model's input {only.name!r} has shape {_shape(only)}: it takes {width} "
-                f"features, and {features} lists {len(names)} names. List exactly the "
-                f"{width} features the model was trained on, in its column order.",
-                file=str(model),
-            )
-        fixed = "" if isinstance(width, int) else " (its width is not fixed: not checked)"
-        return f"one input {only.name!r} {only.type} {_shape(only)}{fixed}"
-    by_name = {model_input.name: model_input for model_input in inputs}
-    missing = [name for name in names if name not in by_name]
-    extra = [name for name in by_name if name not in names]
-    if missing or extra:
-        problems = []
-        if missing:
-            hint = did_you_mean(missing[0], extra, list_known=False) if extra else ""
-            problems.append(
-                f"the model has no input named {', '.join(map(repr, missing[:5]))}"
-                f"{' ...' if len(missing) > 5 else ''}{hint}"
-            )
-        if extra:
-            problems.append(f"its input(s) {', '.join(map(repr, extra[:5]))} are not listed")
+    try:
+        feed = plan_feed(session, names, model)
+    except OnnxLoadError as exc:
         raise ConfigError(
-            f"the model has {len(inputs)} inputs, one per feature, matched by name to the "
-            f"names in {features}: {'; '.join(problems)}. List the model's input names: "
-            f"{', '.join(by_name)}",
+            f"{exc} ({features} lists {len(names)} names: list exactly the model's features, "
+            "in its column order)",
             file=str(model),
+        ) from None
+    if choice is None:
+        return feed, None
+    try:
+        plan = plan_output(
+            session,
+            model,
+            output=choice.output,
+            class_label=choice.label,
+            column=choice.column,
+            labels=class_labels(model),
         )
-    for model_input in inputs:
-        shape = model_input.shape
-        one_column = len(shape) == 2 and (shape[1] == 1 or not isinstance(shape[1], int))
-        if len(shape) != 1 and not one_column:
-            raise ConfigError(
-                f"input {model_input.name!r} has shape {_shape(model_input)}; a model with one "
-                "input per feature takes [N, 1] or [N] for each",
-                file=str(model),
-            )
-    return f"{len(inputs)} inputs, one per feature, matched by name"
-
-
-def _one_tensor(inputs: Sequence[Any]) -> bool:
-    """One ``[N, F]`` input holding every feature (else: one input per feature, by name)."""
-    return len(inputs) == 1 and len(inputs[0].shape) == 2
-
-
-def _feed(session: Any, names: Sequence[str], X: npt.NDArray[np.float32]) -> dict[str, Any]:
-    inputs = session.get_inputs()
-    if _one_tensor(inputs):
-        return {inputs[0].name: X.astype(_NUMPY_TYPES[inputs[0].type])}
-    feed = {}
-    for model_input in inputs:
-        column = X[:, names.index(model_input.name)].astype(_NUMPY_TYPES[model_input.type])
-        feed[model_input.name] = column.reshape(-1, 1) if len(model_input.shape) == 2 else column
-    return feed
-
-
-def _class_labels(model_proto: Any) -> list[str] | None:
-    """The class labels a classifier carries (skl2onnx's ``classlabels_*`` attributes)."""
-    for node in model_proto.graph.node:
-        for attribute in node.attribute:
-            if attribute.name in ("classlabels_ints", "classlabels_int64s"):
-                return [str(v) for v in attribute.ints]
-            if attribute.name == "classlabels_strings":
-                return [v.decode("utf-8", "replace") for v in attribute.strings]
-    return None
-
-
-def _pick_output(session: Any, choice: OutputChoice, model: Path) -> Any:
-    outputs = session.get_outputs()
-    listing = "; ".join(f"{o.name!r} {o.type} {_shape(o)}" for o in outputs)
-    if choice.output is None:
-        if len(outputs) == 1:
-            return outputs[0]
+    except OnnxLoadError as exc:
+        message = str(exc).replace("`output:`", "--output").replace("`class:", "`--class")
         raise ConfigError(
-            f"the model has {len(outputs)} outputs ({listing}); pass --output NAME to say "
-            "which one holds the score (and --class LABEL or --column K for a matrix or a "
-            "ZipMap), as the step's `output:` option will",
+            f"{message} (pass --output, --class or --column as the step's options will)",
             file=str(model),
-        )
-    for output in outputs:
-        if output.name == choice.output:
-            return output
-    raise ConfigError(
-        f"the model has no output {choice.output!r}"
-        f"{did_you_mean(choice.output, [o.name for o in outputs], list_known=False)}; its "
-        f"outputs: {listing}",
-        file=str(model),
-    )
+        ) from None
+    return feed, plan
 
 
-def _scores(
-    value: Any, output: Any, choice: OutputChoice, labels: list[str] | None, model: Path
-) -> npt.NDArray[np.float64]:
-    """The score column of one output value: a tensor, or a ZipMap's list of maps."""
-    where = f"output {output.name!r} ({output.type})"
-    if isinstance(value, list):  # a ZipMap: one {label: probability} per row
-        keys = list(value[0]) if value else []
-        key = _zipmap_key(keys, choice, where, model)
-        return np.asarray([row[key] for row in value], dtype=np.float64)
-    array = np.asarray(value)
-    if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
-        if choice.label is not None or choice.column is not None:
-            raise ConfigError(
-                f"{where} holds one value per row; leave out --class and --column",
-                file=str(model),
-            )
-        return array.reshape(-1).astype(np.float64)
-    if array.ndim != 2:
-        raise ConfigError(
-            f"{where} has shape {list(array.shape)}; expected [N] or [N, K]", file=str(model)
-        )
-    width = array.shape[1]
-    if choice.column is not None:
-        if not 0 <= choice.column < width:
-            raise ConfigError(
-                f"--column {choice.column} is outside {where}'s {width} columns (0 to {width - 1})",
-                file=str(model),
-            )
-        return array[:, choice.column].astype(np.float64)
-    if choice.label is not None:
-        if labels is None or len(labels) != width:
-            raise ConfigError(
-                f"the model carries no class labels for the {width} columns of {where}; pass "
-                "--column K instead of --class",
-                file=str(model),
-            )
-        if choice.label not in labels:
-            raise ConfigError(
-                f"--class {choice.label!r} is not a class of the model; its "
-                f"classes: {', '.join(labels)}",
-                file=str(model),
-            )
-        return array[:, labels.index(choice.label)].astype(np.float64)
-    classes = f" (one of {', '.join(labels)})" if labels else ""
-    raise ConfigError(
-        f"{where} has {width} columns; pass --class LABEL{classes} or --column K to pick the score",
-        file=str(model),
-    )
-
-
-def _zipmap_key(keys: list[Any], choice: OutputChoice, where: str, model: Path) -> Any:
-    shown = ", ".join(str(k) for k in keys)
-    if choice.column is not None:
-        if not 0 <= choice.column < len(keys):
-            raise ConfigError(
-                f"--column {choice.column} is outside {where}'s {len(keys)} classes ({shown})",
-                file=str(model),
-            )
-        return keys[choice.column]
-    if choice.label is None:
-        raise ConfigError(
-            f"{where} maps each class to its probability; pass --class LABEL (one of {shown})",
-            file=str(model),
-        )
-    for key in keys:
-        if str(key) == choice.label:
-            return key
-    raise ConfigError(
-        f"--class {choice.label!r} is not a class of {where}; its classes: {shown}", file=str(model)
-    )
+def _describe_inputs(feed: Any) -> str:
+    if feed.columns:
+        return f"{len(feed.names)} inputs, one per feature, matched by name"
+    shape = "[" + ", ".join(str(d) if isinstance(d, int) else "N" for d in feed.shapes[0]) + "]"
+    described = feed.describe()
+    return f"one input {feed.names[0]!r} {described['type']} {shape}"
 
 
 def annotate_model(
@@ -297,7 +151,8 @@ def annotate_model(
     names = read_feature_names(features)
     onnx = _import_onnx()
     session = _session(model)
-    inputs = _check_inputs(session, names, model, features)
+    feed, plan = _plans(session, names, model, features, choice if rows_file else None)
+    inputs = _describe_inputs(feed)
     try:
         proto = onnx.load(str(model))
     except Exception as exc:
@@ -306,16 +161,15 @@ def annotate_model(
     done = Annotation(model=model, out=out, names=names, inputs=inputs)
     if rows_file is not None:
         X = read_rows(rows_file, names)
-        output = _pick_output(session, choice, model)
         try:
-            value = session.run([output.name], _feed(session, names, X))[0]
+            value = session.run([plan.name], feed.feeds(X))[0]
+            expected = np.asarray(plan.extract(value, X.shape[0]), dtype=np.float64)
         except Exception as exc:
             raise ConfigError(
                 f"onnxruntime could not score the self-test rows of {rows_file}: "
                 f"{str(exc).strip()}; check that the feature names fit the model's inputs",
                 file=str(model),
             ) from exc
-        expected = _scores(value, output, choice, _class_labels(proto), model)
         if not np.isfinite(expected).all():
             raise DataFileError(
                 f"the model scores row {int(np.flatnonzero(~np.isfinite(expected))[0]) + 1} of "
@@ -336,7 +190,7 @@ def annotate_model(
             else ""
         )
         done.self_test = (
-            f"{len(rows)} rows from {rows_file}, scored by output {output.name!r}{pick}, "
+            f"{len(rows)} rows from {rows_file}, scored by output {plan.name!r}{pick}, "
             f"tolerance {tol:g}"
         )
     if model_version is not None:
