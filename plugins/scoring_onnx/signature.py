@@ -11,6 +11,7 @@ sequence of maps, one per row) is cut down to one column by ``class:`` or ``colu
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.errors import did_you_mean
 from scoring_onnx.errors import OnnxConfigError, OnnxLoadError
 
 __all__ = ["Dim", "Feed", "OutputPlan", "plan_feed", "plan_output"]
@@ -184,7 +184,8 @@ def _column_feed(inputs: Sequence[Any], feature_names: Sequence[str], path: Path
     if missing or extra:
         parts = []
         if missing:
-            hint = did_you_mean(missing[0], extra, list_known=False) if extra else ""
+            close = difflib.get_close_matches(missing[0], extra, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             parts.append(f"no input for feature(s) {_names(missing)}{hint}")
         if extra:
             parts.append(f"input(s) {_names(extra)} match no feature")
