@@ -128,6 +128,7 @@ def checked_rows(
         # the rejects file has its own row column: the reason without "row N:"
         rejects.append((int(rows[position]), position, error.feature or "", error.reason))
     rejects.sort()
+    engine.count_rejected(len(rejects))
     return prepared, rejects
 
 
