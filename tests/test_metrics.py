@@ -9,6 +9,7 @@ of range, deadline), and each sample is checked against what was scored and agai
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -598,3 +599,65 @@ def test_scoring_compare_writes_the_final_metrics_to_a_file(tmp_path: Path) -> N
     assert value(samples, "scoring_rows_served_total", chain="scoring", step="formula") == scored
     assert value(samples, "scoring_step_calls_total", chain="scoring", step="formula") == 1
     assert value(samples, "scoring_rows_rejected_total", chain="scoring") == rejected
+
+
+# -- docs/metrics.md says what a scrape shows -----------------------------------------------
+
+METRICS_MD = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
+
+
+def documented_metrics() -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (type, labels), from the table of docs/metrics.md."""
+    found = {}
+    for line in METRICS_MD.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`scoring_"):
+            labels = frozenset(label.strip() for label in cells[2].split(","))
+            found[cells[0].strip("`")] = (cells[1], labels)
+    return found
+
+
+def scraped_metrics() -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (type, labels) of a real scrape of the shipped chain (an onnx step and the
+    formula), counters named with their ``_total`` as the text format exposes them."""
+    registry = CollectorRegistry()
+    root = Path(__file__).resolve().parent.parent
+    with Engine.from_yaml(root / "scoring.yaml") as engine:
+        scoring_core.metrics.register(engine, registry)
+        engine.score_batch(np.full((2, len(engine.feature_names)), 0.5, dtype=np.float32))
+        text = generate_latest(registry).decode()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        labels = frozenset(label for s in family.samples for label in s.labels) - {"le"}
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        found[name] = (family.type, labels)
+    return found
+
+
+def test_docs_metrics_md_lists_every_metric_with_its_type_and_labels() -> None:
+    assert documented_metrics() == scraped_metrics()
+    assert set(documented_metrics()) == {family.name for family in FAMILIES}
+
+
+def test_docs_metrics_md_lists_every_failure_reason() -> None:
+    documented = re.findall(
+        r"^\| `([a-z_]+)` \| (?:could|raised|did|returned|was)", METRICS_MD, re.M
+    )
+    assert documented == list(FAILURE_REASONS)
+
+
+def test_the_promql_examples_of_docs_metrics_md_name_only_exposed_series() -> None:
+    blocks = re.findall(r"```promql\n(.*?)```", METRICS_MD, re.S)
+    assert len(blocks) >= 2
+    exposed = set()
+    for name, (kind, _) in scraped_metrics().items():
+        exposed |= (
+            {name, f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+            if (kind == "histogram")
+            else {name}
+        )
+    named = {name for block in blocks for name in re.findall(r"\bscoring_[a-z_]+", block)}
+    assert named <= exposed
+    # the two queries the issue asks for
+    assert any('scoring_rows_served_total{step="formula"}' in block for block in blocks)
+    assert any("histogram_quantile(0.99" in block for block in blocks)
