@@ -388,7 +388,6 @@ def test_the_default_registry_is_used_when_none_is_given() -> None:
     with faults_engine(Clock(), name="default-registry-test") as engine:
         collector = scoring_core.metrics.register(engine)
         try:
-            assert scoring_core.metrics.register.__module__ == "scoring_core.metrics"
             labels = {"chain": "default-registry-test", "step": "nan"}
             assert REGISTRY.get_sample_value("scoring_step_ready", labels) == 1
         finally:
@@ -661,3 +660,39 @@ def test_the_promql_examples_of_docs_metrics_md_name_only_exposed_series() -> No
     # the two queries the issue asks for
     assert any('scoring_rows_served_total{step="formula"}' in block for block in blocks)
     assert any("histogram_quantile(0.99" in block for block in blocks)
+
+
+def test_a_run_that_stops_on_an_exhausted_row_still_writes_its_metrics(tmp_path: Path) -> None:
+    config = write_project(
+        tmp_path,
+        plugin_source(FLAKY_HALF, register={"nan_half": "NanHalf"}),
+        ["a", "b"],
+        "  - {name: model, scorer: nan_half}\n",
+    )
+    data = tmp_path / "in.csv"
+    data.write_text("a,b\n0.1,0.1\n0.9,0.1\n")
+    out = tmp_path / "metrics.prom"
+    output = str(tmp_path / "out.csv")
+    result = run_cli("score", str(data), "-o", output, "-c", str(config), "--metrics", str(out))
+    assert result.exit_code == 1, result.output
+    samples = parse_file(out)
+    assert value(samples, "scoring_rows_exhausted_total", chain="scoring") == 1
+    assert value(samples, "scoring_rows_served_total", chain="scoring", step="model") == 1
+
+
+def test_metrics_without_prometheus_client_stop_the_cli_before_scoring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, data, _, _ = metrics_project(tmp_path)
+    for name in list(sys.modules):
+        if name.startswith(("prometheus_client", "scoring_core.metrics.")):
+            monkeypatch.delitem(sys.modules, name)
+    for module in ("collector", "textfile"):
+        monkeypatch.delattr(scoring_core.metrics, module, raising=False)
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    output = tmp_path / "out.csv"
+    metrics = str(tmp_path / "m.prom")
+    result = run_cli("score", str(data), "-o", str(output), "-c", str(config), "--metrics", metrics)
+    assert result.exit_code == 2, result.output
+    assert "pip install 'scoring-core[serve]'" in result.output
+    assert not output.exists()

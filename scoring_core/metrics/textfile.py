@@ -27,8 +27,9 @@ def write_textfile(path: str | Path, *engines: Engine) -> None:
 
 @contextlib.contextmanager
 def written_at_exit(engine: Engine, path: str | Path | None) -> Iterator[None]:
-    """Write ``engine``'s metrics to ``path`` when the block ends, even when it raises
-    (a failed job's counts matter most); nothing when ``path`` is None.
+    """Write ``engine``'s metrics to ``path`` when the block ends, even when it raises an
+    error (a failed job's counts matter most), but not on Ctrl-C; nothing when ``path``
+    is None.
 
     prometheus_client is imported on entering, so a missing ``serve`` extra stops the
     job before it scores anything.
@@ -40,7 +41,7 @@ def written_at_exit(engine: Engine, path: str | Path | None) -> Iterator[None]:
 
     try:
         yield
-    except BaseException as exc:
+    except Exception as exc:
         try:
             write_textfile(path, engine)
         except Exception as error:
