@@ -38,14 +38,17 @@ from scoring_core.errors import (
 )
 from scoring_core.features.schema import FeatureSchema, PreparedBatch
 from scoring_core.observe.counters import ChainCounters
+from scoring_core.observe.snapshot import ChainSnapshot
 from scoring_core.plugins import PluginHost
 from scoring_core.resilience.watch import FileWatcher
 from scoring_core.results import BatchResult, ScoreResult
 
-__all__ = ["Engine", "StepRun"]
+__all__ = ["DEFAULT_CHAIN_NAME", "Engine", "StepRun"]
 
 logger = logging.getLogger("scoring_core")
 CLOSE_WAIT_S = 5.0
+#: The name of a chain built by ``from_config`` from a mapping without ``name:``.
+DEFAULT_CHAIN_NAME = "default"
 
 
 class Engine:
@@ -74,6 +77,9 @@ class Engine:
         )
         self.base_dir = base_dir
         self.config_file = where.config_file
+        self._name = config.name or (
+            Path(self.config_file).stem if self.config_file else DEFAULT_CHAIN_NAME
+        )
         self._host = PluginHost(
             config_plugins=config.plugins,
             disabled=config.disable_plugins,
@@ -166,6 +172,13 @@ class Engine:
     # -- public attributes ------------------------------------------------------------------
 
     @property
+    def name(self) -> str:
+        """The chain's name: the config's ``name:``, else the config file's stem
+        (``scoring.yaml`` -> ``scoring``), else ``default``. It is the ``chain`` label of
+        every metric and the model name served over HTTP."""
+        return self._name
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         """The features, in model input order."""
         return self._schema.names
@@ -204,7 +217,7 @@ class Engine:
         try:
             X, defaults_used = self._schema.row(row)
         except InputError:
-            self._count_rejected(1)
+            self.count_rejected(1)
             raise
         return self._chain.score_row(X, defaults_used)
 
@@ -218,7 +231,7 @@ class Engine:
             raise EngineClosedError()
         prepared = self._schema.batch(rows)
         if prepared.errors:
-            self._count_rejected(len(prepared.errors))
+            self.count_rejected(len(prepared.errors))
             first = prepared.errors[0]
             if len(prepared.errors) > 1:
                 others = [e.row for e in prepared.errors[1:] if e.row is not None]
@@ -261,8 +274,13 @@ class Engine:
             )
         return self._chain.score_step(name, X)
 
-    def _count_rejected(self, rows: int) -> None:
-        self._counters.count("rows_rejected", rows)
+    def count_rejected(self, rows: int) -> None:
+        """Count ``rows`` refused as bad input where the engine did not see them refused:
+        ``scoring score`` and ``scoring compare`` sort rows with :meth:`prepare_batch` (which
+        counts nothing) and a reader's unreadable rows into their rejects file, and count
+        them here, so ``rows_rejected`` in diagnostics and metrics matches the summary."""
+        if rows:
+            self._counters.count("rows_rejected", rows)
 
     # -- reload, diagnostics, close ---------------------------------------------------------
 
@@ -300,6 +318,7 @@ class Engine:
         output_range = self._config.output_range
         return {
             "engine": {
+                "name": self._name,
                 "config_file": self.config_file,
                 "closed": self._closed,
                 "features": len(self._schema.names),
@@ -323,6 +342,17 @@ class Engine:
             "steps": steps,
             "plugins": [plugin.as_dict() for plugin in self._host.plugins],
         }
+
+    def snapshot(self) -> ChainSnapshot:
+        """The chain's name, each step's status, counters and model, and the chain's own
+        counters, read now (what ``scoring_core.metrics`` exposes; the same counters as
+        :meth:`diagnostics`)."""
+        return ChainSnapshot(
+            name=self._name,
+            closed=self._closed,
+            steps=tuple(step.view() for step in self._chain.steps),
+            counters=self._counters.snapshot(),
+        )
 
     def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
         """Close every scorer (reverse chain order), then run ``scoring_engine_closed`` once.

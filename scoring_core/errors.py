@@ -12,7 +12,9 @@ Every error the engine raises on purpose derives from :class:`ScoringError`::
     ├── EngineClosedError    the engine was used after ``close()`` (also a RuntimeError)
     ├── StepTimeoutError     a step did not answer within its budget (its rows fall back;
     │                        it reaches callers only inside a fallback's reason)
-    └── DataFileError        a data file could not be read or written (file, column)
+    ├── DataFileError        a data file could not be read or written (file, column)
+    └── MissingExtraError    an optional feature's library is not installed: names the
+                             extra to install (also an ImportError)
 
 Each error carries its context as attributes, so callers never parse messages. The edges
 (the CLI, the HTTP server) map these to exit codes and statuses; nothing here knows them.
@@ -35,6 +37,7 @@ __all__ = [
     "DataFileError",
     "EngineClosedError",
     "InputError",
+    "MissingExtraError",
     "PluginError",
     "ScoringError",
     "StepTimeoutError",
@@ -173,6 +176,20 @@ class DataFileError(ScoringError):
         self.file = file
         self.column = column
         super().__init__(message)
+
+
+class MissingExtraError(ScoringError, ImportError):
+    """An optional feature needs a library that is not installed. ``extra`` is the
+    scoring-core extra that brings it (``serve``); the message says what to run."""
+
+    def __init__(self, feature: str, *, extra: str, library: str) -> None:
+        self.extra = extra
+        self.library = library
+        super().__init__(
+            f"{feature} needs {library}, which is not installed: "
+            f"pip install 'scoring-core[{extra}]'",
+            name=library,
+        )
 
 
 def did_you_mean(word: str, candidates: Iterable[str], *, list_known: bool = True) -> str:

@@ -45,6 +45,7 @@ def test_bench_chain_prints_every_ratio_and_target() -> None:
         "100k rows throughput vs raw ORT",
         "rules alone",
         "fallback over rules alone",
+        "with metrics scraped every 100 ms",
     ):
         assert line in out
 

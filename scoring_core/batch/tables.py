@@ -108,7 +108,8 @@ def checked_rows(
     """A chunk's features as numbers, checked: the prepared rows and the rejects, in order.
 
     ``defaults`` is ``engine.feature_defaults``, taken once per file; ``source`` names
-    the file in the error for a column that cannot hold numbers.
+    the file in the error for a column that cannot hold numbers. The rejects are counted
+    in the engine's ``rows_rejected`` (``engine.count_rejected``).
     """
     try:
         X, problems = feature_matrix(chunk.table, engine.feature_names, defaults, engine.row_dtype)
@@ -128,6 +129,7 @@ def checked_rows(
         # the rejects file has its own row column: the reason without "row N:"
         rejects.append((int(rows[position]), position, error.feature or "", error.reason))
     rejects.sort()
+    engine.count_rejected(len(rejects))
     return prepared, rejects
 
 

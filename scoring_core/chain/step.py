@@ -14,6 +14,7 @@ import numpy as np
 from scoring_core.config.schema import StepConfig
 from scoring_core.errors import ConfigError, exception_text
 from scoring_core.observe.counters import StepCounters
+from scoring_core.observe.snapshot import ModelIdentity, StepView
 from scoring_core.plugins import ScorerRegistration
 from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from scoring_core.resilience.timeouts import ThreadedRunner
@@ -353,6 +354,17 @@ class Step:
         data.update(counters.as_dict())
         return data
 
+    def view(self) -> StepView:
+        """Status, counters and model identity, for metrics (see :class:`StepView`)."""
+        slot = self.slot
+        return StepView(
+            name=self.name,
+            scorer=self.registration.name,
+            ready=slot is not None,
+            counters=self.counters.snapshot(),
+            model=None if slot is None else model_identity(slot.scorer),
+        )
+
 
 def close_scorer(scorer: Any, step_name: str) -> Exception | None:
     """Call ``scorer.close()`` if it has one; return its exception, annotated."""
@@ -365,6 +377,25 @@ def close_scorer(scorer: Any, step_name: str) -> Exception | None:
         logger.error("step %r: close() raised %s", step_name, exception_text(exc))
         return exc
     return None
+
+
+def model_identity(scorer: Any) -> ModelIdentity | None:
+    """``model_version`` and ``sha256`` from the scorer's ``describe()``; None when it
+    has no describe(), it raised, or it names neither."""
+    if not isinstance(scorer, SupportsDescribe):
+        return None
+    try:
+        details = scorer.describe()
+    except Exception:
+        return None
+    if not isinstance(details, dict):
+        return None
+    version, sha256 = details.get("model_version"), details.get("sha256")
+    if version is None and sha256 is None:
+        return None
+    return ModelIdentity(
+        None if version is None else str(version), None if sha256 is None else str(sha256)
+    )
 
 
 def input_dtype_of(scorer: Any) -> np.dtype[Any]:

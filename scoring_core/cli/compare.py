@@ -13,7 +13,13 @@ from typing import Any
 import click
 
 from scoring_core.cli.errors import debug_of, errors_reported, unavailable_steps_reported_here
-from scoring_core.cli.options import FORMAT, chunk_rows_option, config_option, config_path
+from scoring_core.cli.options import (
+    FORMAT,
+    chunk_rows_option,
+    config_option,
+    config_path,
+    metrics_option,
+)
 
 __all__ = ["compare", "compare_command"]
 
@@ -38,6 +44,7 @@ __all__ = ["compare", "compare_command"]
     help="Save score distributions and step-vs-step scatter plots (needs matplotlib).",
 )
 @chunk_rows_option
+@metrics_option
 @click.pass_context
 def compare(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     """Score INPUT with each chain step alone and compare the steps with each other, and
@@ -57,6 +64,7 @@ def compare_command(
     as_json: bool,
     plot: str | None,
     chunk_rows: int,
+    metrics_path: str | None = None,
 ) -> int:
     """``scoring compare``: score a file with each step alone, print the report; exit code."""
     import json
@@ -82,6 +90,7 @@ def compare_command(
         column_numbers,
         require_pyarrow,
     )
+    from scoring_core.metrics.textfile import written_at_exit
 
     in_format = file_format(input_path, fmt, role="input")
     require_pyarrow()
@@ -93,7 +102,11 @@ def compare_command(
                 "--plot needs matplotlib: pip install 'scoring-core[plot]'"
             ) from None
         check_target(plot, what="plot", source=input_path)
-    with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
+    with (
+        Engine.from_yaml(config) as engine,
+        written_at_exit(engine, metrics_path),
+        open_input(input_path, in_format) as reader,
+    ):
         process.startup_done()
         warn_unavailable(engine, then="every row counts as failed by it")
         defaults = engine.feature_defaults

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-__all__ = ["CHUNK_ROWS", "FORMAT", "chunk_rows_option", "config_option", "config_path"]
+__all__ = [
+    "CHUNK_ROWS",
+    "FORMAT",
+    "chunk_rows_option",
+    "config_option",
+    "config_path",
+    "metrics_option",
+]
 
 DEFAULT_CONFIG = "scoring.yaml"
 
@@ -27,6 +34,16 @@ chunk_rows_option = click.option(
     default=CHUNK_ROWS,
     show_default=True,
     help="Rows read and scored at a time (memory grows with it).",
+)
+
+metrics_option = click.option(
+    "--metrics",
+    "metrics_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    default=None,
+    help="Write the run's final metrics to FILE in Prometheus text format (needs the serve "
+    "extra); for a node exporter's textfile collector or a Pushgateway.",
 )
 
 

@@ -28,6 +28,7 @@ from scoring_core.cli.options import (
     chunk_rows_option,
     config_option,
     config_path,
+    metrics_option,
 )
 
 __all__ = ["score", "score_command"]
@@ -57,6 +58,7 @@ __all__ = ["score", "score_command"]
     is_flag=True,
     help="Exit 0 even when a step (not marked `optional: true`) could not load.",
 )
+@metrics_option
 @chunk_rows_option
 @click.option(
     "--workers",
@@ -101,6 +103,7 @@ def score_command(
     chunk_rows: int,
     workers: int,
     progress: bool | None,
+    metrics_path: str | None = None,
 ) -> int:
     """``scoring score``: score a file, print the summary on stderr, return the exit code."""
     from scoring_core import process
@@ -123,6 +126,7 @@ def score_command(
     from scoring_core.engine import Engine
     from scoring_core.errors import ChainExhaustedError
     from scoring_core.io import STDIO, check_target, display_name, require_pyarrow
+    from scoring_core.metrics.textfile import written_at_exit
 
     in_format = file_format(input_path, input_format or fmt, role="input")
     given = output_format or fmt or (in_format if output == STDIO else None)
@@ -139,7 +143,11 @@ def score_command(
     if output != STDIO and os.path.abspath(target.rejects) == os.path.abspath(output):
         raise click.UsageError("--rejects must name another file than the output")
     started = time.perf_counter()
-    with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
+    with (
+        Engine.from_yaml(config) as engine,
+        written_at_exit(engine, metrics_path),
+        open_input(input_path, in_format) as reader,
+    ):
         loaded = time.perf_counter()
         process.startup_done()
         missing = unavailable_at_start(engine)

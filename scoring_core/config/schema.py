@@ -126,12 +126,16 @@ class WatchConfig(BaseModel):
     interval_s: Annotated[float, Field(ge=0.05, le=86_400, allow_inf_nan=False)] = 2.0
 
 
+# A step's or a chain's name: it shows in provenance, metric labels and HTTP paths.
+Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
 class StepConfig(BaseModel):
     """One step of the chain: a name, the scorer it uses, and that scorer's options."""
 
     model_config = _STRICT
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    name: Name
     scorer: Annotated[str, Field(min_length=1)]
     options: dict[str, Any] = Field(default_factory=dict)
     timeout_ms: Milliseconds | None = None
@@ -154,6 +158,8 @@ class EngineConfig(BaseModel):
 
     model_config = _STRICT
 
+    # None: the file's stem (scoring.yaml -> scoring), or "default" for a mapping.
+    name: Name | None = None
     # None: the features come from the first step whose model names its inputs.
     features: Annotated[list[FeatureSpec], Field(min_length=1)] | str | None = None
     output_range: tuple[FiniteFloat, FiniteFloat] | None = None

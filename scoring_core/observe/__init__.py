@@ -9,12 +9,16 @@ from scoring_core.observe.counters import (
     StepCounters,
     StepSnapshot,
 )
+from scoring_core.observe.snapshot import ChainSnapshot, ModelIdentity, StepView
 
 __all__ = [
     "FAILURE_KINDS",
     "LATENCY_BUCKETS_S",
     "ChainCounters",
+    "ChainSnapshot",
     "Histogram",
+    "ModelIdentity",
     "StepCounters",
     "StepSnapshot",
+    "StepView",
 ]
