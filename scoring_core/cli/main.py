@@ -10,6 +10,7 @@ import click
 from scoring_core import process
 from scoring_core.cli.check import check
 from scoring_core.cli.compare import compare
+from scoring_core.cli.init import init
 from scoring_core.cli.models import models
 from scoring_core.cli.options import set_logging
 from scoring_core.cli.plugin_list import plugins
@@ -37,6 +38,7 @@ cli.add_command(plugins)
 cli.add_command(score)
 cli.add_command(compare)
 cli.add_command(models)
+cli.add_command(init)
 
 
 def main(argv: list[str] | None = None) -> Any:
