@@ -229,19 +229,20 @@ def test_fallbacks_count_rows_that_fell_back_and_failures_are_per_step(tmp_path:
 
 def test_compare_writes_a_rejects_file_and_says_why_rows_were_rejected(tmp_path: Path) -> None:
     project(tmp_path, "  - {name: avg, scorer: mean}\n  - {name: other, scorer: mean}\n")
-    rows(tmp_path, "id,a,b\n1,0.2,0.4\n2,x,0.8\n3,2,0.1\n4,7,0.1\n")
-    done = run_process(tmp_path, "compare", "in.csv")
+    (tmp_path / "data").mkdir()
+    rows(tmp_path / "data", "id,a,b\n1,0.2,0.4\n2,x,0.8\n3,2,0.1\n4,7,0.1\n")
+    done = run_process(tmp_path, "compare", "data/in.csv")
     assert done.returncode == 0, done.stderr
-    assert "3 row(s) rejected, not compared -> in.compare-rejects.csv" in done.stderr
+    assert "3 row(s) rejected, not compared -> data/in.compare-rejects.csv" in done.stderr
     assert re.search(r"^ +2  a: feature 'a' is …, outside \[0.0, 1.0\]", done.stderr, re.M)
     assert re.search(r"^ +1  a: feature 'a' is …, not a number", done.stderr, re.M)
-    with (tmp_path / "in.compare-rejects.csv").open(newline="") as file:
+    with (tmp_path / "data" / "in.compare-rejects.csv").open(newline="") as file:
         written = list(csv.DictReader(file))
     assert [(r["row"], r["column"]) for r in written] == [("2", "a"), ("3", "a"), ("4", "a")]
     assert written[0]["error"] == "feature 'a' is 'x', not a number"
 
     report = json.loads(
-        run_process(tmp_path, "compare", "in.csv", "--json", "--rejects", "bad.csv").stdout
+        run_process(tmp_path, "compare", "data/in.csv", "--json", "--rejects", "bad.csv").stdout
     )
     assert report["rows"] == {"in": 4, "compared": 1, "rejected": 3}
     assert report["rejects"]["file"] == "bad.csv"
@@ -250,13 +251,18 @@ def test_compare_writes_a_rejects_file_and_says_why_rows_were_rejected(tmp_path:
     ]["reasons"]
 
 
-def test_compare_without_rejected_rows_writes_no_rejects_file(tmp_path: Path) -> None:
+def test_compare_writes_a_rejects_file_without_rejected_rows_only_when_named(
+    tmp_path: Path,
+) -> None:
     project(tmp_path, "  - {name: avg, scorer: mean}\n  - {name: other, scorer: mean}\n")
     rows(tmp_path)
     done = run_process(tmp_path, "compare", "in.csv", "--json")
     assert json.loads(done.stdout)["rejects"] == {"file": None, "reasons": []}
     assert not (tmp_path / "in.compare-rejects.csv").exists()
     assert "rejected, not compared" not in done.stderr
+    named = run_process(tmp_path, "compare", "in.csv", "--json", "--rejects", "bad.csv")
+    assert json.loads(named.stdout)["rejects"]["file"] == "bad.csv"
+    assert (tmp_path / "bad.csv").read_text().splitlines() == ['"row","column","error"']
 
 
 def test_compare_with_one_step_prints_a_sentence_not_an_empty_pairs_table(tmp_path: Path) -> None:

@@ -41,8 +41,8 @@ __all__ = ["compare", "compare_command"]
     "--rejects",
     "rejects_path",
     metavar="PATH",
-    help="Rejects file, written when a row is rejected (default: INPUT's name with "
-    ".compare-rejects.csv, in the current folder).",
+    help="Rejects file, written when a row is rejected (default: next to INPUT, "
+    "rows.csv -> rows.compare-rejects.csv).",
 )
 @click.option(
     "--plot",
@@ -110,7 +110,9 @@ def compare_command(
                 "--plot needs matplotlib: pip install 'scoring-core[plot]'"
             ) from None
         check_target(plot, what="plot", source=input_path)
-    rejected_rows = CompareRejects(rejects_path or default_compare_rejects_path(input_path))
+    rejected_rows = CompareRejects(
+        rejects_path or default_compare_rejects_path(input_path), always=rejects_path is not None
+    )
     check_target(rejected_rows.path, what="rejects file", source=input_path)
     closing = closing_reported(Engine.from_yaml(config))
     with closing, open_input(input_path, in_format) as reader:

@@ -20,10 +20,12 @@ SHOWN_REASONS = 5
 
 
 def default_compare_rejects_path(input_path: str) -> str:
-    """``rows.csv`` -> ``rows.compare-rejects.csv`` in the current folder (stdin: ``compare-
-    rejects.csv``); CSV whatever the input's format, so it can be read anywhere."""
-    stem = "compare-rejects" if input_path == "-" else f"{Path(input_path).stem}.compare-rejects"
-    return f"{stem}.csv"
+    """``data/rows.csv`` -> ``data/rows.compare-rejects.csv``, next to the input (stdin:
+    ``compare-rejects.csv`` in this folder); CSV whatever the input's format."""
+    if input_path == "-":
+        return "compare-rejects.csv"
+    path = Path(input_path)
+    return str(path.with_name(f"{path.stem}.compare-rejects.csv"))
 
 
 def _kind(why: str) -> str:
@@ -31,10 +33,12 @@ def _kind(why: str) -> str:
 
 
 class CompareRejects:
-    """The rejects file, opened at the first rejected row; the reasons, counted."""
+    """The rejects file, opened at the first rejected row (or, when ``always``, written even
+    with no row: a file named by ``--rejects`` is never left stale); the reasons, counted."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, always: bool = False) -> None:
         self.path = path
+        self.always = always
         self.rows = 0
         self._writer: TableWriter | None = None
         self._reasons: dict[tuple[str, str], int] = {}
@@ -42,30 +46,26 @@ class CompareRejects:
     def add(self, rejects: list[Reject]) -> None:
         if not rejects:
             return
-        import pyarrow as pa
-
-        from scoring_core.batch.tables import REJECT_COLUMNS
-        from scoring_core.io import TableWriter
-
-        table = pa.table(
-            {
-                REJECT_COLUMNS[0]: pa.array([r[0] for r in rejects], pa.int64()),
-                REJECT_COLUMNS[1]: pa.array([r[2] for r in rejects], pa.string()),
-                REJECT_COLUMNS[2]: pa.array([r[3] for r in rejects], pa.string()),
-            }
-        )
-        if self._writer is None:
-            fmt = "parquet" if self.path.endswith((".parquet", ".pq")) else "csv"
-            if self.path.endswith((".jsonl", ".ndjson", ".json")):
-                fmt = "jsonl"
-            self._writer = TableWriter(self.path, fmt, table.schema)
-        self._writer.write(table)
+        table = _table(rejects)
+        self._open(table.schema).write(table)
         self.rows += len(rejects)
         for reject in rejects:
             key = (reject[2], _kind(reject[3]))
             self._reasons[key] = self._reasons.get(key, 0) + 1
 
+    def _open(self, schema: Any) -> TableWriter:
+        from scoring_core.io import TableWriter
+
+        if self._writer is None:
+            fmt = "parquet" if self.path.endswith((".parquet", ".pq")) else "csv"
+            if self.path.endswith((".jsonl", ".ndjson", ".json")):
+                fmt = "jsonl"
+            self._writer = TableWriter(self.path, fmt, schema)
+        return self._writer
+
     def close(self, *, keep: bool) -> None:
+        if self.always and keep and self._writer is None:
+            self._open(_table([]).schema)
         if self._writer is not None:
             self._writer.close(keep=keep)
 
@@ -93,3 +93,17 @@ class CompareRejects:
         if rest:
             lines.append(f"  {rest:>8,}  other reasons (see {self.path})")
         return lines
+
+
+def _table(rejects: list[Reject]) -> Any:
+    import pyarrow as pa
+
+    from scoring_core.batch.tables import REJECT_COLUMNS
+
+    return pa.table(
+        {
+            REJECT_COLUMNS[0]: pa.array([r[0] for r in rejects], pa.int64()),
+            REJECT_COLUMNS[1]: pa.array([r[2] for r in rejects], pa.string()),
+            REJECT_COLUMNS[2]: pa.array([r[3] for r in rejects], pa.string()),
+        }
+    )
