@@ -328,6 +328,12 @@ def test_help_shows_each_commands_description_uncut() -> None:
     assert "Score a file with each step alone and compare the steps." in result.output
 
 
+def test_models_help_shows_annotates_description_uncut() -> None:
+    result = run_cli("models", "--help")
+    assert "..." not in result.output.split("Commands:")[1]
+    assert "Write feature names (and a self-test) into a model's metadata." in result.output
+
+
 def test_check_usage_names_its_argument_config() -> None:
     result = run_cli("check", "--help")
     assert "check [OPTIONS] [CONFIG]\n" in result.output

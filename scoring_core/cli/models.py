@@ -23,7 +23,7 @@ def models() -> None:
     """Work on model files (annotate them for the onnx scorer)."""
 
 
-@models.command()
+@models.command(short_help="Write feature names (and a self-test) into a model's metadata.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
     "--features",
