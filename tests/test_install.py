@@ -2,7 +2,8 @@
 
 The slow test builds this checkout's wheel, installs it without extras into a fresh
 virtualenv (its dependencies come from the configured package index, as a user's would)
-and runs that virtualenv's `scoring check` and `scoring score` on the shipped sample.
+and runs that virtualenv's `scoring check` and `scoring score` on the shipped sample, then
+`scoring init x && cd x && scoring check && scoring score sample.csv -o out.csv`.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def step_statuses(check_output: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_the_wheel_without_extras_checks_the_chain_ready_and_scores_the_sample(
+def test_the_wheel_without_extras_checks_the_chain_ready_and_scores_the_sample_and_inits(
     tmp_path: Path,
 ) -> None:
     started = time.perf_counter()
@@ -102,6 +103,18 @@ def test_the_wheel_without_extras_checks_the_chain_ready_and_scores_the_sample(
     assert {"score", "scorer"} <= set(rows[0])
     assert {row["scorer"] for row in rows} == {"neural"}  # onnxruntime ran every row
     assert all(0.0 <= float(row["score"]) <= 1.0 for row in rows)
+
+    # `scoring init` writes a starter from the wheel's own data: it checks ready and scores.
+    started_init = time.perf_counter()
+    run_ok(bin_dir / "scoring", "init", "x", cwd=work)
+    starter = work / "x"
+    checked = run_ok(bin_dir / "scoring", "check", cwd=starter)
+    assert step_statuses(checked.stdout) == {"neural": "ready", "formula": "ready"}, checked.stdout
+    scored = run_ok(bin_dir / "scoring", "score", "sample.csv", "-o", "out.csv", cwd=starter)
+    assert "20 scored" in scored.stderr
+    with (starter / "out.csv").open(newline="") as file:
+        assert {row["scorer"] for row in csv.DictReader(file)} == {"neural"}
+    finished += time.perf_counter() - started_init
 
     print(
         f"fresh wheel: build {built - started:.1f} s, venv + install {installed - built:.1f} s, "

@@ -34,6 +34,7 @@ logger = logging.getLogger("scoring_core")
 # The attribute that marks the log record of a step that could not load (the CLI
 # reports those in its own words and drops the record).
 UNAVAILABLE_RECORD = "scoring_unavailable_step"
+CLOSE_ERROR_RECORD = "scoring_close_error"  # a log record's attribute: a close() that raised
 
 
 class ScorerSlot:
@@ -374,7 +375,12 @@ def close_scorer(scorer: Any, step_name: str) -> Exception | None:
         scorer.close()
     except Exception as exc:
         exc.add_note(f"while closing the scorer of step {step_name!r}")
-        logger.error("step %r: close() raised %s", step_name, exception_text(exc))
+        logger.error(
+            "step %r: close() raised %s",
+            step_name,
+            exception_text(exc),
+            extra={CLOSE_ERROR_RECORD: step_name},
+        )
         return exc
     return None
 

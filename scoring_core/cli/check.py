@@ -10,27 +10,36 @@ import click
 
 from scoring_core import process
 from scoring_core.cli.errors import debug_of, errors_reported, unavailable_steps_reported_here
-from scoring_core.cli.exit_codes import EXIT_PROBLEM
-from scoring_core.cli.options import config_option, config_path
+from scoring_core.cli.exit_codes import EXIT_OK, EXIT_PROBLEM
+from scoring_core.cli.options import config_option, config_path, logging_options
 
 __all__ = ["check"]
 
 
-@click.command()
-@click.argument("config_arg", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.command(short_help="Load every step of the chain and report its status.")
+@click.argument(
+    "config_arg",
+    metavar="[CONFIG]",
+    required=False,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full diagnostics as JSON.")
+@logging_options
 @click.pass_context
 def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_json: bool) -> None:
-    """Load every step and report its status; exit 1 if a step is unavailable (one marked
-    `optional: true` is reported, and allowed)."""
+    """Load every step of CONFIG (or --config; default ./scoring.yaml) and report its
+    status; exit 1 if a step is unavailable (one marked `optional: true` is reported, and
+    allowed)."""
+    from scoring_core.cli.closing import closing_reported
+    from scoring_core.cli.report import what_happens_without
     from scoring_core.engine import Engine
 
     with errors_reported(debug_of(ctx)), unavailable_steps_reported_here(ctx):
         path = config_path(config, config_arg)
-        with Engine.from_yaml(path) as engine:
+        with closing_reported(Engine.from_yaml(path)) as closing:
             process.startup_done()
-            diagnostics = engine.diagnostics()
+            diagnostics = closing.engine.diagnostics()
     steps = diagnostics["steps"]
     if as_json:
         click.echo(json.dumps(diagnostics, indent=2))
@@ -54,15 +63,15 @@ def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_j
     optional = [s["name"] for s in down if s.get("optional")]
     if not as_json and optional:
         click.echo(
-            f"{len(optional)} optional step(s) unavailable: {', '.join(optional)}; scores will "
-            "come from the steps after them (allowed: `optional: true`)",
+            f"{len(optional)} optional step(s) unavailable: {', '.join(optional)}; "
+            f"{what_happens_without(diagnostics, optional)} (allowed: `optional: true`)",
             err=True,
         )
-    if unavailable:
-        if not as_json:
-            click.echo(
-                f"{len(unavailable)} step(s) unavailable: {', '.join(unavailable)}; scores will "
-                "come from the steps after them",
-                err=True,
-            )
-        sys.exit(EXIT_PROBLEM)
+    if unavailable and not as_json:
+        click.echo(
+            f"{len(unavailable)} step(s) unavailable: {', '.join(unavailable)}; "
+            f"{what_happens_without(diagnostics, [s['name'] for s in down])}",
+            err=True,
+        )
+    code = EXIT_PROBLEM if unavailable else EXIT_OK
+    sys.exit(closing.exit_code(code))

@@ -19,12 +19,13 @@ from scoring_core.cli.options import (
     config_option,
     config_path,
     metrics_option,
+    logging_options,
 )
 
 __all__ = ["compare", "compare_command"]
 
 
-@click.command()
+@click.command(short_help="Score a file with each step alone and compare the steps.")
 @click.argument("input_path", metavar="INPUT")
 @config_option
 @click.option("--format", "fmt", type=FORMAT, help="Input format (default: from the extension).")
@@ -38,6 +39,13 @@ __all__ = ["compare", "compare_command"]
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
+    "--rejects",
+    "rejects_path",
+    metavar="PATH",
+    help="Rejects file, written when a row is rejected (default: next to INPUT, "
+    "rows.csv -> rows.compare-rejects.csv).",
+)
+@click.option(
     "--plot",
     type=click.Path(dir_okay=False),
     metavar="FILE.png",
@@ -45,6 +53,7 @@ __all__ = ["compare", "compare_command"]
 )
 @chunk_rows_option
 @metrics_option
+@logging_options
 @click.pass_context
 def compare(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     """Score INPUT with each chain step alone and compare the steps with each other, and
@@ -65,6 +74,7 @@ def compare_command(
     plot: str | None,
     chunk_rows: int,
     metrics_path: str | None = None,
+    rejects_path: str | None = None,
 ) -> int:
     """``scoring compare``: score a file with each step alone, print the report; exit code."""
     import json
@@ -73,6 +83,8 @@ def compare_command(
 
     from scoring_core import process
     from scoring_core.batch.tables import check_columns, checked_rows, open_input
+    from scoring_core.cli.closing import closing_reported
+    from scoring_core.cli.compare_rejects import CompareRejects, default_compare_rejects_path
     from scoring_core.cli.compare_report import (
         StepScores,
         build_report,
@@ -102,11 +114,17 @@ def compare_command(
                 "--plot needs matplotlib: pip install 'scoring-core[plot]'"
             ) from None
         check_target(plot, what="plot", source=input_path)
+    rejected_rows = CompareRejects(
+        rejects_path or default_compare_rejects_path(input_path), always=rejects_path is not None
+    )
+    check_target(rejected_rows.path, what="rejects file", source=input_path)
+    closing = closing_reported(Engine.from_yaml(config))
     with (
-        Engine.from_yaml(config) as engine,
-        written_at_exit(engine, metrics_path),
+        closing,
+        written_at_exit(closing.engine, metrics_path),
         open_input(input_path, in_format) as reader,
     ):
+        engine = closing.engine
         process.startup_done()
         warn_unavailable(engine, then="every row counts as failed by it")
         defaults = engine.feature_defaults
@@ -121,23 +139,29 @@ def compare_command(
         label_example: Any = None  # the first value that is not a number
         label_numbers = False  # any number in the label column, rejected rows included
         rows_in = rejected = 0
-        for chunk in reader.chunks(
-            [*engine.feature_names, *([label] if label else [])], chunk_rows
-        ):
-            prepared, rejects = checked_rows(engine, chunk, defaults, reader.name)
-            rows_in += chunk.table.num_rows + len(chunk.broken)
-            rejected += len(rejects)
-            for step in steps:
-                run = engine.score_step(step.name, prepared.X)
-                step.add(run.scores, run.failed, run.reason, run.seconds)
-            if label is not None:
-                with np.errstate(invalid="ignore"):
-                    values, _, bad = column_numbers(chunk.table.column(label), label)
-                values = np.asarray(values, dtype=np.float64)
-                label_numbers = label_numbers or bool(np.isfinite(values).any())
-                labels.append(values[prepared.rows])
-                if bad and label_example is None:
-                    label_example = chunk.table.column(label)[bad[0][0]].as_py()
+        finished = False
+        try:
+            for chunk in reader.chunks(
+                [*engine.feature_names, *([label] if label else [])], chunk_rows
+            ):
+                prepared, rejects = checked_rows(engine, chunk, defaults, reader.name)
+                rows_in += chunk.table.num_rows + len(chunk.broken)
+                rejected += len(rejects)
+                rejected_rows.add(rejects)
+                for step in steps:
+                    run = engine.score_step(step.name, prepared.X)
+                    step.add(run.scores, run.failed, run.reason, run.seconds)
+                if label is not None:
+                    with np.errstate(invalid="ignore"):
+                        values, _, bad = column_numbers(chunk.table.column(label), label)
+                    values = np.asarray(values, dtype=np.float64)
+                    label_numbers = label_numbers or bool(np.isfinite(values).any())
+                    labels.append(values[prepared.rows])
+                    if bad and label_example is None:
+                        label_example = chunk.table.column(label)[bad[0][0]].as_py()
+            finished = True
+        finally:
+            rejected_rows.close(keep=finished)
         if rows_in == 0:
             raise DataFileError(f"{reader.name} has no rows to compare")
         if label is not None and not label_numbers:
@@ -160,14 +184,17 @@ def compare_command(
         label_name=label,
         rows={"in": rows_in, "compared": rows_in - rejected, "rejected": rejected},
     )
+    report["rejects"] = {"file": rejected_rows.written, "reasons": rejected_rows.reasons()}
     if plot is not None:
         save_plot({step.name: step.scores() for step in steps}, plot, cut.value)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         print_report(report)
+    for line in rejected_rows.lines():
+        click.echo(line, err=True)
     if plot is not None:
         click.echo(f"plot saved to {plot}", err=True)
     if cut.value is None and as_json:  # the tables say it on stdout themselves
         click.echo(f"note: {cut.note}", err=True)
-    return 0
+    return closing.exit_code(0)

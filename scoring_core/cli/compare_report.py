@@ -107,6 +107,15 @@ def choose_threshold(
     )
 
 
+def at_or_above(scores: Floats, threshold: float) -> npt.NDArray[np.bool_]:
+    """Which scores are at or above the cut, compared in float32, the precision the rows
+    and models run in: a score the rules compute as ``0.2 + 0.5`` (0.699999988 in float32)
+    is at a cut of 0.7, since 0.7 is that same float32. Scores and cut are both rounded to
+    float32 first, so a float64 score within float32 rounding of the cut counts as at it.
+    """
+    return np.asarray(scores, dtype=np.float32) >= np.float32(threshold)
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
@@ -127,7 +136,7 @@ def _step_report(
         "rows_per_s": round(rows / step.seconds) if step.seconds > 0 else None,
         "mean": _round(float(served.mean())) if served.size else None,
         "std": _round(float(served.std())) if served.size else None,
-        "share_at_or_above_threshold": _round(float(np.mean(served >= threshold)))
+        "share_at_or_above_threshold": _round(float(np.mean(at_or_above(served, threshold))))
         if served.size and threshold is not None
         else None,
     }
@@ -179,10 +188,15 @@ def build_report(
                 "mean_abs_diff": _round(float(np.mean(np.abs(a - b)))) if a.size else None,
                 "pearson": _round(pearson(a, b)),
                 "spearman": _round(spearman(a, b)),
-                "agreement": None if cut is None else _round(agreement(a, b, cut)),
+                "agreement": None if cut is None else _round(_agreement(a, b, cut)),
             }
         )
     return report
+
+
+def _agreement(a: Floats, b: Floats, cut: float) -> float | None:
+    """:func:`scoring_core.stats.agreement`, with the decisions of :func:`at_or_above`."""
+    return agreement(a.astype(np.float32), b.astype(np.float32), float(np.float32(cut)))
 
 
 def save_plot(scores: Mapping[str, Floats], path: str, threshold: float | None) -> None:
@@ -282,6 +296,8 @@ def report_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[
                 ],
             )
         )
+    if not pairs:  # one step: no pair to compare; print_report says so in a sentence
+        return tables
     tables.append(
         (
             f"pairs (agreement at {cut:g})" if cut is not None else "pairs (agreement: n/a)",
@@ -297,6 +313,16 @@ def print_report(report: Mapping[str, Any]) -> None:
     first, where the threshold came from."""
     tables = report_tables(report)
     print(report["threshold_note"])
+    if not report["pairs"]:
+        no_pairs = (
+            f"the chain has one step, {report['steps'][0]['name']!r}: there is no pair of steps "
+            "to compare (add a step to the chain to compare it with; --label compares the "
+            "step with the true outcomes)"
+            if len(report["steps"]) == 1
+            else "no pair of steps to compare"
+        )
+    else:
+        no_pairs = None
     try:
         from rich.console import Console
         from rich.table import Table
@@ -307,6 +333,8 @@ def print_report(report: Mapping[str, Any]) -> None:
             for line in (header, *rows):
                 print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
             print()
+        if no_pairs:
+            print(no_pairs)
         return
     console = Console()
     for title, header, rows in tables:
@@ -316,3 +344,5 @@ def print_report(report: Mapping[str, Any]) -> None:
         for row in rows:
             table.add_row(*row)
         console.print(table)
+    if no_pairs:
+        print(no_pairs)

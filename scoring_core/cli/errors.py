@@ -62,12 +62,13 @@ def debug_of(ctx: click.Context) -> bool:
 
 @contextmanager
 def unavailable_steps_reported_here(ctx: click.Context) -> Iterator[None]:
-    """The command says which steps are unavailable and why, in its own words: the
-    engine's log record for each would say it a second time (kept with -v or --debug)."""
-    from scoring_core.chain.step import UNAVAILABLE_RECORD
+    """The command says which steps are unavailable and why, and which failed to close, in
+    its own words: the engine's log record for each would say it a second time (kept with
+    -v or --debug)."""
+    from scoring_core.chain.step import CLOSE_ERROR_RECORD, UNAVAILABLE_RECORD
 
     def first_time(record: logging.LogRecord) -> bool:
-        return not hasattr(record, UNAVAILABLE_RECORD)
+        return not hasattr(record, UNAVAILABLE_RECORD) and not hasattr(record, CLOSE_ERROR_RECORD)
 
     root = ctx.find_root().obj or {}
     logger = logging.getLogger("scoring_core")

@@ -12,6 +12,9 @@
   a type that cannot hold numbers). Bad values in single rows are not exit 2: those rows
   go to the rejects file
 * 3: an unexpected error (rerun with ``--debug`` for the traceback)
+* 4: the work ran and was reported, but a step's ``close()`` or a plugin's
+  ``scoring_engine_closed`` hook raised (one line names it); a command that found a
+  problem of its own keeps its own code
 * 130: interrupted (Ctrl-C); 141: whoever read standard output stopped early
 """
 
@@ -20,5 +23,6 @@ EXIT_PROBLEM = 1
 EXIT_STEP_UNAVAILABLE = EXIT_PROBLEM  # `score`: a step that is not optional never loaded
 EXIT_USAGE = 2
 EXIT_UNEXPECTED = 3
+EXIT_CLOSE_FAILED = 4  # the work is done and reported, but something failed to close
 EXIT_INTERRUPTED = 130  # what a shell reports for a command Ctrl-C stopped (128 + SIGINT)
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command SIGPIPE stopped (128 + 13)

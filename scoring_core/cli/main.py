@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,9 @@ import click
 from scoring_core import process
 from scoring_core.cli.check import check
 from scoring_core.cli.compare import compare
+from scoring_core.cli.init import init
 from scoring_core.cli.models import models
+from scoring_core.cli.options import set_logging
 from scoring_core.cli.plugin_list import plugins
 from scoring_core.cli.score import score
 
@@ -24,14 +25,12 @@ __all__ = ["cli", "main"]
 @click.version_option(package_name="scoring-core")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
-    """Score rows through a YAML fallback chain of scorer plugins."""
-    level = logging.WARNING
-    if verbose == 1:
-        level = logging.INFO
-    elif verbose > 1 or debug:
-        level = logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"debug": debug, "quiet_logs": level == logging.WARNING}
+    """Score rows through a YAML fallback chain of scorer plugins.
+
+    --debug and -v work before or after the command's name.
+    """
+    ctx.obj = {}
+    set_logging(ctx, debug=debug, verbose=verbose)
 
 
 cli.add_command(check)
@@ -39,6 +38,7 @@ cli.add_command(plugins)
 cli.add_command(score)
 cli.add_command(compare)
 cli.add_command(models)
+cli.add_command(init)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -11,16 +11,19 @@ from pathlib import Path
 import click
 
 from scoring_core.cli.errors import debug_of, errors_reported
+from scoring_core.cli.options import logging_options
 
 __all__ = ["models"]
 
 
-@click.group()
+@click.group(
+    short_help="Work on model files: `models annotate` writes feature names and a self-test."
+)
 def models() -> None:
     """Work on model files (annotate them for the onnx scorer)."""
 
 
-@models.command()
+@models.command(short_help="Write feature names (and a self-test) into a model's metadata.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
     "--features",
@@ -73,6 +76,7 @@ def models() -> None:
     "at least 1e-5).",
 )
 @click.option("--model-version", metavar="TEXT", help="Also write scoring_core.model_version.")
+@logging_options
 @click.pass_context
 def annotate(
     ctx: click.Context,

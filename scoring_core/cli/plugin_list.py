@@ -12,11 +12,12 @@ import click
 from scoring_core import process
 from scoring_core.cli.errors import debug_of, errors_reported
 from scoring_core.cli.exit_codes import EXIT_PROBLEM
+from scoring_core.cli.options import logging_options
 
 __all__ = ["plugins"]
 
 
-@click.command()
+@click.command(short_help="List the plugins: distribution, version, scorers, load errors.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
     "--config",
@@ -26,6 +27,7 @@ __all__ = ["plugins"]
     default=None,
     help="Also load the local plugins named in this YAML's `plugins:` list.",
 )
+@logging_options
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
     """List plugins: distribution, version, scorers, hooks and load errors.

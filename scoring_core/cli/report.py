@@ -9,7 +9,9 @@ rejected, the rows each scorer scored, the fallbacks, the rejects file, the time
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,16 +32,50 @@ __all__ = [
     "unavailable_at_start",
     "unavailable_lines",
     "warn_unavailable",
+    "what_happens_without",
 ]
 
 
-def warn_unavailable(engine: Engine, then: str = "its rows go to the next step") -> None:
-    """A warning on stderr for each step that is not ready: why, and ``then`` what."""
-    for step in engine.diagnostics()["steps"]:
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def what_happens_without(diagnostics: dict[str, Any], down: list[str]) -> str:
+    """What really happens to the rows when the steps ``down`` cannot score: the steps after
+    them take the rows, or, when none can, the chain's ``on_exhausted`` answers."""
+    steps = diagnostics["steps"]
+    ready = [s["name"] for s in steps if s["status"] == "ready" and s["name"] not in down]
+    exhausted = diagnostics["engine"]["on_exhausted"]
+    if exhausted == "raise":
+        fails = "is an error that stops `scoring score` (on_exhausted: raise)"
+        every = "every row is an error that stops `scoring score` (on_exhausted: raise)"
+    else:
+        fails = f"gets the on_exhausted score {exhausted['score']:g}"
+        every = f"every row gets the on_exhausted score {exhausted['score']:g}"
+    if not ready:
+        return f"no step can score: {every}"
+    names = [s["name"] for s in steps]
+    last_ready = max(names.index(name) for name in ready)
+    if all(names.index(name) < last_ready for name in down):
+        served = "the steps after them" if len(down) > 1 else "the steps after it"
+        return f"scores will come from {served}: {_names(ready)}"
+    after = [name for name in down if names.index(name) > last_ready]
+    return (
+        f"scores will come from {_names(ready)}; no step that can score comes after "
+        f"{_names(after)}, so a row {_names(ready)} fail{'s' if len(ready) == 1 else ''} {fails}"
+    )
+
+
+def warn_unavailable(engine: Engine, then: str | None = None) -> None:
+    """A warning on stderr for each step that is not ready: why, and ``then`` what (by
+    default, what really happens to its rows: :func:`what_happens_without`)."""
+    diagnostics = engine.diagnostics()
+    for step in diagnostics["steps"]:
         if step["status"] != "ready":
             which = "optional step" if step.get("optional") else "step"
+            after = then or what_happens_without(diagnostics, [step["name"]])
             click.echo(
-                f"warning: {which} {step['name']!r} is unavailable ({step['reason']}); {then}",
+                f"warning: {which} {step['name']!r} is unavailable ({step['reason']}); {after}",
                 err=True,
             )
 
@@ -113,20 +149,44 @@ def unavailable_lines(missing: list[MissingStep], counts: Counts, *, allowed: bo
 
 # The bar (12), "10,000,000 rows  1,234,567 rows/s" (33), the ETA (7) and the gaps (3).
 _BAR_PARTS_WIDTH = 55
+# Without a terminal (--progress into a log or a pipe): one plain line this often.
+PLAIN_EVERY_S = 5.0
 
 
 class ProgressBar:
-    """A rich progress bar on stderr: rows, rows/s, and the ETA when the size is known."""
+    """Progress on stderr: rows, rows/s, and how far (and how long to go) when the size is
+    known. On a terminal, a rich bar; otherwise (or without rich) a plain line every
+    ``every_s`` seconds and one at the end, so ``--progress`` into a log shows something."""
 
-    def __init__(self, enabled: bool, reader: TableReader, label: str) -> None:
+    def __init__(
+        self,
+        enabled: bool,
+        reader: TableReader,
+        label: str,
+        *,
+        terminal: bool | None = None,
+        every_s: float = PLAIN_EVERY_S,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self._bar: Any = None
+        self._plain = False
         self._reader = reader
+        self._label = label
+        self._clock = clock
+        self._every_s = every_s
+        self._started = self._last = clock()
+        self._rows = 0
         if not enabled:
             return
+        if terminal is None:
+            terminal = sys.stderr.isatty()
         try:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-        except ImportError:  # rich is optional: no bar then
+        except ImportError:  # rich is optional: plain lines then
+            terminal = False
+        if not terminal:
+            self._plain = True
             return
         console = Console(stderr=True)
         # The counts, the rate and the ETA take up to 55 columns with the bar; the file's
@@ -143,26 +203,58 @@ class ProgressBar:
         )
         total = reader.progress(0)[1]
         self._task = self._bar.add_task(label, total=total, rows=0, rate="-")
-        self._started = time.perf_counter()
         self._bar.start()
 
     def update(self, rows: int) -> None:
-        if self._bar is not None:
+        self._rows = rows
+        if self._plain:
+            now = self._clock()
+            if now - self._last >= self._every_s:
+                self._last = now
+                self._line(now, final=False)
+        elif self._bar is not None:
             done, total = self._reader.progress(rows)
             rate = rows / max(time.perf_counter() - self._started, 1e-9)
             self._bar.update(
                 self._task, completed=done, total=total, rows=rows, rate=f"{rate:,.0f}"
             )
 
+    def _line(self, now: float, *, final: bool) -> None:
+        elapsed = max(now - self._started, 1e-9)
+        rate = self._rows / elapsed
+        line = f"progress: {self._label}: {self._rows:,} rows"
+        if final:
+            line += f", done in {elapsed:.1f} s ({rate:,.0f} rows/s)"
+        else:
+            line += f", {rate:,.0f} rows/s, {elapsed:.0f} s"
+            done, total = self._reader.progress(self._rows)
+            if total and 0 < done <= total:
+                left = elapsed * (total - done) / done
+                line += f", {done / total:.0%} read, about {left:.0f} s left"
+        click.echo(line, err=True)
+
     def close(self) -> None:
-        if self._bar is not None:
+        if self._plain:
+            self._plain = False
+            self._line(self._clock(), final=True)
+        elif self._bar is not None:
             self._bar.stop()
 
 
 def summary_lines(
-    counts: Counts, seconds: tuple[float, float], target: OutputFiles, reader: TableReader
+    counts: Counts,
+    seconds: tuple[float, float],
+    target: OutputFiles,
+    reader: TableReader,
+    *,
+    first_step: str | None = None,
 ) -> list[str]:
-    """The summary; ``seconds`` is (reading, scoring and writing; building the engine)."""
+    """The summary; ``seconds`` is (reading, scoring and writing; building the engine).
+
+    ``fallbacks`` counts the rows that fell back: scored, but not by ``first_step`` (the
+    chain's first step). ``failures`` counts, per step, the rows it failed: a row that
+    fell back twice fails two steps, so the failures can add up to more than the rows.
+    """
     adds_up = counts.rows_in == counts.scored + counts.rejected
     check = "the counts add up" if adds_up else "THE COUNTS DO NOT ADD UP: a bug, please report it"
     by_scorer = ", ".join(f"{name} {rows:,}" for name, rows in counts.by_scorer.items()) or "-"
@@ -171,10 +263,19 @@ def summary_lines(
         f"rejected ({check})",
         f"scored    {counts.scored:>12,}  by scorer: {by_scorer}",
     ]
-    fell_back = sum(sum(kinds.values()) for kinds in counts.fallbacks.values())
+    failures = sum(sum(kinds.values()) for kinds in counts.fallbacks.values())
+    if first_step is None:  # without the chain's order, the rows a first step served
+        first_step = next(iter(counts.fallbacks), None) or next(iter(counts.by_scorer), "")
+    fell_back = counts.scored - counts.by_scorer.get(first_step, 0)
     lines.append(
-        f"fallbacks {fell_back:>12,}  (rows a step failed; see the fallback_reason column)"
+        f"fallbacks {fell_back:>12,}  rows not scored by the first step, {first_step!r} "
+        "(why: the fallback_reason column)"
     )
+    if failures:
+        lines.append(
+            f"failures  {failures:>12,}  rows each step failed (a row counts once per step "
+            "that failed it):"
+        )
     for step, kinds in counts.fallbacks.items():
         detail = ", ".join(f"{kind} {rows:,}" for kind, rows in kinds.items())
         lines.append(f"          {'':>12}  step {step!r}: {detail}")

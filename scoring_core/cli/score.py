@@ -29,12 +29,13 @@ from scoring_core.cli.options import (
     config_option,
     config_path,
     metrics_option,
+    logging_options,
 )
 
 __all__ = ["score", "score_command"]
 
 
-@click.command()
+@click.command(short_help="Score a CSV, JSON Lines or Parquet file through the chain.")
 @click.argument("input_path", metavar="INPUT")
 @click.option("-o", "--output", default="-", show_default=True, help="Output file; - is stdout.")
 @config_option
@@ -70,8 +71,10 @@ __all__ = ["score", "score_command"]
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Progress bar on stderr (default: only when stderr is a terminal).",
+    help="Progress on stderr: a bar on a terminal, a plain line every few seconds otherwise "
+    "(default: only when stderr is a terminal).",
 )
+@logging_options
 @click.pass_context
 def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     """Score INPUT (CSV, JSON Lines or Parquet; - for stdin) through the chain.
@@ -109,6 +112,7 @@ def score_command(
     from scoring_core import process
     from scoring_core.batch.run import score_table
     from scoring_core.batch.tables import OutputFiles, default_rejects_path, open_input
+    from scoring_core.cli.closing import closing_reported
     from scoring_core.cli.exit_codes import (
         EXIT_OK,
         EXIT_PROBLEM,
@@ -143,11 +147,14 @@ def score_command(
     if output != STDIO and os.path.abspath(target.rejects) == os.path.abspath(output):
         raise click.UsageError("--rejects must name another file than the output")
     started = time.perf_counter()
+    counts = None
+    closing = closing_reported(Engine.from_yaml(config))
     with (
-        Engine.from_yaml(config) as engine,
-        written_at_exit(engine, metrics_path),
+        closing,
+        written_at_exit(closing.engine, metrics_path),
         open_input(input_path, in_format) as reader,
     ):
+        engine = closing.engine
         loaded = time.perf_counter()
         process.startup_done()
         missing = unavailable_at_start(engine)
@@ -167,16 +174,19 @@ def score_command(
             )
         except ChainExhaustedError as exc:
             click.echo(f"error: {exc}; no output was written", err=True)
-            return EXIT_PROBLEM
+    if counts is None:
+        return closing.exit_code(EXIT_PROBLEM)
     seconds = (time.perf_counter() - loaded, loaded - started)
     first = unavailable_lines(missing, counts, allowed=allow_unavailable)
-    for line in (*first, *summary_lines(counts, seconds, target, reader)):
+    lines = summary_lines(counts, seconds, target, reader, first_step=engine.step_names[0])
+    for line in (*first, *lines):
         click.echo(line, err=True)
+    code = EXIT_OK
     if counts.rows_in != counts.scored + counts.rejected:
-        return EXIT_UNEXPECTED
-    if fail_on_reject and counts.rejected:
+        code = EXIT_UNEXPECTED
+    elif fail_on_reject and counts.rejected:
         click.echo(f"{counts.rejected:,} row(s) rejected (--fail-on-reject)", err=True)
-        return EXIT_PROBLEM
-    if not allow_unavailable and any(not step.optional for step in missing):
-        return EXIT_STEP_UNAVAILABLE
-    return EXIT_OK
+        code = EXIT_PROBLEM
+    elif not allow_unavailable and any(not step.optional for step in missing):
+        code = EXIT_STEP_UNAVAILABLE
+    return closing.exit_code(code)
