@@ -15,9 +15,9 @@ __all__ = [
     "chunk_rows_option",
     "config_option",
     "config_path",
-    "metrics_option",
     "log_level",
     "logging_options",
+    "metrics_option",
     "set_logging",
 ]
 

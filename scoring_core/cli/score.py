@@ -28,8 +28,8 @@ from scoring_core.cli.options import (
     chunk_rows_option,
     config_option,
     config_path,
-    metrics_option,
     logging_options,
+    metrics_option,
 )
 
 __all__ = ["score", "score_command"]
