@@ -47,6 +47,7 @@ class ServerProcess:
             text=True,
         )
         self._output: str | None = None
+        self._terminated = False
         self.wait(ready=wait_ready)
 
     def wait(self, *, ready: bool, timeout_s: float = 60) -> None:
@@ -75,7 +76,10 @@ class ServerProcess:
         return self._output
 
     def terminate(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
+        """One SIGTERM, as Kubernetes sends it."""
+        if not self._terminated:
+            self._terminated = True
+            self.process.send_signal(signal.SIGTERM)
 
     def stop(self, timeout_s: float = 60) -> int:
         """SIGTERM, then wait; the exit code."""

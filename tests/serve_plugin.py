@@ -17,6 +17,7 @@ class SlowMean:
 
     def __init__(self, ctx: Any) -> None:
         self.sleep_s = float(ctx.option("sleep_ms", 0)) / 1000
+        time.sleep(float(ctx.option("load_ms", 0)) / 1000)  # a slow model load
 
     def score(self, X: np.ndarray) -> np.ndarray:
         time.sleep(self.sleep_s)
