@@ -47,6 +47,8 @@ logger = logging.getLogger("scoring_core.server")
 
 ADMIN_TOKEN_VARIABLE = "SCORING_ADMIN_TOKEN"
 SCORING_THREADS = max(2, os.cpu_count() or 1)
+#: infer bodies up to this size (a few rows) are scored on the event loop itself
+INLINE_MAX_BYTES = int(os.environ.get("SCORING_SERVE_INLINE_BYTES", 8192))
 _PEER_METRICS_TIMEOUT_S = 10.0
 _PEER_RELOAD_TIMEOUT_S = 300.0
 Handler = Callable[[Request], Awaitable[Response]]
@@ -125,8 +127,7 @@ class _Server:
         """The body, refused with 413 past the limit before it is all read."""
         limit = self.settings.max_body_bytes
         too_large = ProtocolError(
-            f"the request body is larger than the server's limit of {limit} bytes "
-            "(--max-body-mb)",
+            f"the request body is larger than the server's limit of {limit} bytes (--max-body-mb)",
             status=413,
         )
         declared = request.headers.get("content-length")
@@ -202,7 +203,10 @@ class _Server:
                 header_length = int(header)
             except ValueError:
                 raise ProtocolError("Inference-Header-Content-Length is not a number") from None
-        data, json_length = await self.in_thread(model.infer, body, header_length)
+        if len(body) <= INLINE_MAX_BYTES:
+            data, json_length = model.infer(body, header_length)
+        else:
+            data, json_length = await self.in_thread(model.infer, body, header_length)
         if json_length is None:
             return Response(data, media_type="application/json")
         return Response(

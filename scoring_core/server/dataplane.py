@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ logger = logging.getLogger("scoring_core.server")
 FEATURES_TENSOR = "features"
 OUTPUT_NAMES = ("score", "scorer", "fallback_reason")
 _ROW_DTYPES = ("FP32", "FP64")
+_VERSION_TTL_S = 1.0
 
 
 class ServedModel:
@@ -45,6 +47,7 @@ class ServedModel:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.name = engine.name
+        self._version: tuple[float, str] | None = None
 
     @property
     def ready(self) -> bool:
@@ -53,6 +56,17 @@ class ServedModel:
 
     @property
     def version(self) -> str:
+        """The version the answers carry as ``model_version`` (read again every second at
+        most: a snapshot of the chain costs more than scoring one row)."""
+        now = time.monotonic()
+        if self._version is None or now - self._version[0] > _VERSION_TTL_S:
+            self._version = (now, self._read_version())
+        return self._version[1]
+
+    def forget_version(self) -> None:
+        self._version = None
+
+    def _read_version(self) -> str:
         """The version the answers carry as ``model_version``.
 
         TODO(model versions): this becomes the chain's provenance stamp
@@ -225,7 +239,7 @@ def _mlflow_rows(body: bytes, content_type: str) -> Any:
     if len(given) != 1:
         raise ProtocolError(
             "an /invocations JSON body is an object with one of `dataframe_split` "
-            "({\"columns\": [...], \"data\": [[...]]}) or `dataframe_records` ([{...}])"
+            '({"columns": [...], "data": [[...]]}) or `dataframe_records` ([{...}])'
         )
     if given[0] == "dataframe_records":
         records = request["dataframe_records"]
@@ -245,9 +259,7 @@ def _mlflow_rows(body: bytes, content_type: str) -> Any:
         raise ProtocolError("`dataframe_split.columns` must be a list of strings")
     for index, row in enumerate(data):
         if len(row) != len(columns):
-            raise InputError.for_row(
-                index, f"has {len(row)} values for {len(columns)} columns"
-            )
+            raise InputError.for_row(index, f"has {len(row)} values for {len(columns)} columns")
     return [dict(zip(columns, row, strict=True)) for row in data]
 
 
@@ -280,7 +292,8 @@ class Repository:
                     self.models[engine.name] = ServedModel(engine)
         except Exception as exc:
             self.error = (
-                str(exc) if isinstance(exc, scoring_core.ScoringError | ProtocolError)
+                str(exc)
+                if isinstance(exc, scoring_core.ScoringError | ProtocolError)
                 else exception_text(exc)
             )
             logger.error("the served chains could not be built: %s", self.error)
@@ -319,9 +332,9 @@ class Repository:
             )
         if version is not None and version != model.version:
             raise UnknownModelError(
-                f"model {name!r} has no version {version!r}; it serves "
-                f"{model.version!r}" if model.version else
-                f"model {name!r} has no version {version!r}; it serves no versioned model"
+                f"model {name!r} has no version {version!r}; it serves {model.version!r}"
+                if model.version
+                else f"model {name!r} has no version {version!r}; it serves no versioned model"
             )
         return model
 
@@ -335,7 +348,11 @@ class Repository:
 
     def reload(self, name: str) -> dict[str, str]:
         """Reload the chain's steps; per step, the engine's outcome."""
-        return self.get(name).engine.reload()
+        model = self.get(name)
+        try:
+            return model.engine.reload()
+        finally:
+            model.forget_version()
 
     def close(self) -> list[str]:
         """Close every engine once (their cleanup hooks run); the errors, as text."""

@@ -63,7 +63,9 @@ def families_of_registry(registry: CollectorRegistry) -> list[dict[str, Any]]:
             "documentation": family.documentation,
             "type": family.type,
             "samples": [
-                [s.name, s.labels, s.value] for s in family.samples if not s.name.endswith("_created")
+                [s.name, s.labels, s.value]
+                for s in family.samples
+                if not s.name.endswith("_created")
             ],
         }
         for family in registry.collect()
@@ -113,4 +115,4 @@ def merged_text(workers: Iterable[list[dict[str, Any]]]) -> bytes:
             for (sample_name, labels), value in values[name].items()
         ]
         out.append(family)
-    return generate_latest(_Families(out))  # type: ignore[arg-type]
+    return generate_latest(_Families(out))  # type: ignore[arg-type,unused-ignore]

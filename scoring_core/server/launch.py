@@ -47,10 +47,11 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _config(settings: Settings, **where: Any) -> uvicorn.Config:
+def _config(settings: Settings, **where: Any) -> tuple[uvicorn.Config, Any]:
     fast = importlib.util.find_spec("httptools") is not None
+    app = build_app(settings)
     return uvicorn.Config(
-        build_app(settings),
+        app,
         http="httptools" if fast else "h11",
         loop="uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio",
         lifespan="on",
@@ -58,12 +59,12 @@ def _config(settings: Settings, **where: Any) -> uvicorn.Config:
         log_level=settings.extra.get("log_level", "info"),
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
         **where,
-    )
+    ), app.state.server
 
 
-def _serve(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> int:
+def _serve(built: tuple[uvicorn.Config, Any], sockets: list[socket.socket] | None = None) -> int:
+    config, app_server = built
     server = _Server(config)
-    app_server = config.app.state.server
     failed = threading.Event()
 
     def build_failed() -> None:

@@ -99,7 +99,7 @@ def ask_peers(state_dir: Path, request: dict[str, Any], timeout_s: float) -> lis
 
 def supervise(
     target: Callable[..., None],
-    settings: dict[str, Any],
+    settings: Any,
     sock: socket.socket,
     workers: int,
     *,
@@ -131,7 +131,9 @@ def supervise(
                     code = EXIT_BUILD_FAILED
                     stopping.set()
                     break
-                logger.error("worker %s exited (%s); starting another", process.pid, process.exitcode)
+                logger.error(
+                    "worker %s exited (%s); starting another", process.pid, process.exitcode
+                )
                 processes[index] = start()
     finally:
         for process in processes:
