@@ -55,7 +55,9 @@ class ServerProcess:
         route = "/v2/health/ready" if ready else "/v2/health/live"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"the server exited {self.process.returncode}:\n{self.output()}")
+                raise AssertionError(
+                    f"the server exited {self.process.returncode}:\n{self.output()}"
+                )
             try:
                 if httpx.get(self.url + route, timeout=2).status_code == 200:
                     return

@@ -12,19 +12,25 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from serve_helpers import PLUGIN, ROOT, ServerProcess
+from serve_helpers import PLUGIN, ServerProcess
 
 TOKEN = "t0ken"
 FEATURES = [{"name": f"f{i}", "min": 0, "max": 1} for i in range(3)]
 
 
-def slow_chain(folder: Path, name: str, *, sleep_ms: int = 0, load_ms: int = 0, **extra: Any) -> str:
+def slow_chain(
+    folder: Path, name: str, *, sleep_ms: int = 0, load_ms: int = 0, **extra: Any
+) -> str:
     config = {
         "name": name,
         "features": FEATURES,
         "plugins": [str(PLUGIN)],
         "chain": [
-            {"name": "slow", "scorer": "slow_mean", "options": {"sleep_ms": sleep_ms, "load_ms": load_ms}}
+            {
+                "name": "slow",
+                "scorer": "slow_mean",
+                "options": {"sleep_ms": sleep_ms, "load_ms": load_ms},
+            }
         ],
         **extra,
     }
@@ -34,7 +40,11 @@ def slow_chain(folder: Path, name: str, *, sleep_ms: int = 0, load_ms: int = 0, 
 
 
 def infer(url: str, model: str, n: int = 1) -> httpx.Response:
-    request = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [n, 3], "data": [0.5] * (3 * n)}]}
+    request = {
+        "inputs": [
+            {"name": "features", "datatype": "FP32", "shape": [n, 3], "data": [0.5] * (3 * n)}
+        ]
+    }
     return httpx.post(f"{url}/v2/models/{model}/infer", json=request, timeout=30)
 
 
