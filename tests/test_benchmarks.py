@@ -62,3 +62,11 @@ def test_bench_cli_scores_files_and_reports_memory(tmp_path: Path, fmt: str) -> 
         ["scoring.yaml", fmt, "1,000"],
     ]
     assert any(r[:2] == [fmt, "peak"] for r in rows)
+
+
+def test_bench_serve_prints_each_server_and_the_ratios() -> None:
+    out = run_benchmark("bench_serve.py", "--seconds", "0.3", "--concurrency", "1", "2")
+    assert "(a) scoring serve" in out
+    assert "(b) Starlette + ORT" in out
+    assert "1,000-row requests" in out
+    assert "x (b) in req/s" in out

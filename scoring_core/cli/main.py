@@ -15,6 +15,7 @@ from scoring_core.cli.models import models
 from scoring_core.cli.options import set_logging
 from scoring_core.cli.plugin_list import plugins
 from scoring_core.cli.score import score
+from scoring_core.cli.serve import serve
 
 __all__ = ["cli", "main"]
 
@@ -39,6 +40,7 @@ cli.add_command(score)
 cli.add_command(compare)
 cli.add_command(models)
 cli.add_command(init)
+cli.add_command(serve)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -1,0 +1,339 @@
+"""The HTTP routes (Starlette): each turns a request into a call of the data plane
+(:mod:`scoring_core.server.dataplane`) and its answer or error into a response.
+
+Scoring runs on a bounded pool of threads (``anyio.to_thread`` with a limiter of its
+own), so the event loop keeps answering health checks and other requests while a large
+batch scores. The engine is safe to call from many threads at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import scoring_core
+import scoring_core.metrics
+from scoring_core.server.dataplane import Repository
+from scoring_core.server.errors import (
+    INTERNAL_ERROR_TEXT,
+    ProtocolError,
+    UnauthorizedError,
+    status_of,
+)
+from scoring_core.server.http_metrics import HttpMetrics, families_of_registry, merged_text
+from scoring_core.server.workers import ControlServer, ask_peers
+
+__all__ = ["ADMIN_TOKEN_VARIABLE", "Settings", "build_app"]
+
+logger = logging.getLogger("scoring_core.server")
+
+ADMIN_TOKEN_VARIABLE = "SCORING_ADMIN_TOKEN"
+SCORING_THREADS = max(2, os.cpu_count() or 1)
+#: infer bodies up to this size (a few rows) are scored on the event loop itself
+INLINE_MAX_BYTES = int(os.environ.get("SCORING_SERVE_INLINE_BYTES", 8192))
+_PEER_METRICS_TIMEOUT_S = 10.0
+_PEER_RELOAD_TIMEOUT_S = 300.0
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Settings:
+    """What a worker serves and how (picklable: the supervisor hands it to each worker)."""
+
+    configs: list[str]
+    max_body_bytes: int = 16 * 2**20
+    admin_token: str | None = None
+    state_dir: str | None = None  # set with --workers N > 1: the control sockets live there
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    headers = {"connection": "close"} if status == 413 else None
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+class _Server:
+    """The state one worker's routes share."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.repository = Repository(settings.configs)
+        self.registry = CollectorRegistry()
+        self.http = HttpMetrics(self.registry)
+        self.limiter: anyio.CapacityLimiter | None = None
+        self.state_dir = Path(settings.state_dir) if settings.state_dir else None
+        self.control: ControlServer | None = None
+        self.on_build_failed: Callable[[], None] = lambda: None
+        self._builder: threading.Thread | None = None
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.limiter = anyio.CapacityLimiter(SCORING_THREADS)
+        self._builder = threading.Thread(target=self._build, name="scoring-serve-build")
+        self._builder.start()
+
+    def _build(self) -> None:
+        self.repository.build()
+        if self.repository.error is not None:
+            self.on_build_failed()
+            return
+        for model in self.repository.models.values():
+            scoring_core.metrics.register(model.engine, self.registry)
+        if self.state_dir is not None:
+            self.control = ControlServer(self.state_dir, self._control)
+        logger.info("serving %s", ", ".join(self.repository.models))
+
+    def stop(self) -> None:
+        """Close every engine once, after the build (if still running) is done."""
+        if self.control is not None:
+            self.control.close()
+        if self._builder is not None:
+            self._builder.join()
+        self.repository.close()
+
+    def _control(self, request: dict[str, Any]) -> Any:
+        """What another worker asks of this one (see :mod:`scoring_core.server.workers`)."""
+        if request["op"] == "metrics":
+            return families_of_registry(self.registry)
+        if request["op"] == "reload":
+            return self.repository.reload(request["model"])
+        raise ValueError(f"unknown control request {request['op']!r}")
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
+
+    async def body(self, request: Request) -> bytes:
+        """The body, refused with 413 past the limit before it is all read."""
+        limit = self.settings.max_body_bytes
+        too_large = ProtocolError(
+            f"the request body is larger than the server's limit of {limit} bytes (--max-body-mb)",
+            status=413,
+        )
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                raise ProtocolError("Content-Length is not a number") from None
+            if length > limit:
+                raise too_large
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def admin(self, request: Request) -> None:
+        token = self.settings.admin_token or ""
+        given = request.headers.get("authorization", "")
+        scheme, _, credentials = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            credentials.strip().encode(), token.encode()
+        ):
+            raise UnauthorizedError("this admin route needs `Authorization: Bearer <token>`")
+
+    # -- routes --------------------------------------------------------------------------
+
+    async def live(self, request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        if self.repository.ready:
+            return JSONResponse({"ready": True})
+        return JSONResponse(
+            {"ready": False, "error": self.repository.not_ready_reason()}, status_code=503
+        )
+
+    async def server_metadata(self, request: Request) -> Response:
+        extensions = ["binary_tensor_data"]
+        if self.settings.admin_token:
+            extensions.append("model_repository")
+        return JSONResponse(
+            {"name": "scoring-core", "version": scoring_core.__version__, "extensions": extensions}
+        )
+
+    def _model(self, request: Request) -> Any:
+        params = request.path_params
+        return self.repository.get(params["name"], params.get("version"))
+
+    async def model_metadata(self, request: Request) -> Response:
+        model = self._model(request)
+        return JSONResponse(await self.in_thread(model.metadata))
+
+    async def model_ready(self, request: Request) -> Response:
+        model = self._model(request)
+        if model.ready:
+            return JSONResponse({"name": model.name, "ready": True})
+        return JSONResponse(
+            {"name": model.name, "ready": False, "error": f"no step of {model.name!r} can score"},
+            status_code=503,
+        )
+
+    async def infer(self, request: Request) -> Response:
+        model = self._model(request)
+        body = await self.body(request)
+        header = request.headers.get("inference-header-content-length")
+        header_length = None
+        if header is not None:
+            try:
+                header_length = int(header)
+            except ValueError:
+                raise ProtocolError("Inference-Header-Content-Length is not a number") from None
+        if len(body) <= INLINE_MAX_BYTES:
+            data, json_length = model.infer(body, header_length)
+        else:
+            data, json_length = await self.in_thread(model.infer, body, header_length)
+        if json_length is None:
+            return Response(data, media_type="application/json")
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={"inference-header-content-length": str(json_length)},
+        )
+
+    async def ping(self, request: Request) -> Response:
+        if self.repository.ready:
+            return JSONResponse({"status": "ok"})
+        return _error(503, self.repository.not_ready_reason())
+
+    async def invocations(self, request: Request) -> Response:
+        model = self.repository.first()
+        body = await self.body(request)
+        content_type = request.headers.get("content-type", "")
+        data = await self.in_thread(model.invocations, body, content_type)
+        return Response(data, media_type="application/json")
+
+    async def metrics(self, request: Request) -> Response:
+        if self.state_dir is None:
+            text = await self.in_thread(generate_latest, self.registry)
+        else:
+            text = await self.in_thread(self._server_metrics)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    def _server_metrics(self) -> bytes:
+        assert self.state_dir is not None
+        mine = families_of_registry(self.registry)
+        others = ask_peers(self.state_dir, {"op": "metrics"}, _PEER_METRICS_TIMEOUT_S)
+        return merged_text([mine, *others])
+
+    async def load(self, request: Request) -> Response:
+        self.admin(request)
+        model = self._model(request)
+        outcomes = [await self.in_thread(self.repository.reload, model.name)]
+        if self.state_dir is not None:
+            outcomes.extend(
+                await self.in_thread(
+                    ask_peers,
+                    self.state_dir,
+                    {"op": "reload", "model": model.name},
+                    _PEER_RELOAD_TIMEOUT_S,
+                )
+            )
+        steps: dict[str, str] = {}
+        for outcome in outcomes:  # a step that failed in any worker shows that failure
+            for step, text in outcome.items():
+                if steps.get(step, "reloaded") == "reloaded":
+                    steps[step] = text
+        answer = {"name": model.name, "steps": steps, "workers": len(outcomes)}
+        failed = {step: text for step, text in steps.items() if text != "reloaded"}
+        if not failed:
+            return JSONResponse({**answer, "reloaded": True})
+        why = "; ".join(f"{step}: {text}" for step, text in failed.items())
+        return _error(409, f"reload of {model.name!r} failed, the old model serves on: {why}",
+                      **answer, reloaded=False)  # fmt: skip
+
+    # -- errors and metrics, around every route -------------------------------------------
+
+    def route(self, template: str, handler: Handler, methods: list[str]) -> Route:
+        observe = self.http.observe
+
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                response = self.error_response(exc)
+            observe(template, request.method, response.status_code, time.perf_counter() - started)
+            return response
+
+        return Route(template, endpoint, methods=methods)
+
+    def error_response(self, exc: Exception) -> Response:
+        status = status_of(exc)
+        if status == 500:
+            logger.error("unexpected error answering a request", exc_info=exc)
+            return _error(500, INTERNAL_ERROR_TEXT)
+        return _error(status, str(exc))
+
+
+def build_app(settings: Settings) -> Starlette:
+    """The app of one worker; ``app.state.server.on_build_failed`` is called (from a
+    thread) when the chains cannot be built."""
+    server = _Server(settings)
+    routes = [
+        server.route("/v2/health/live", server.live, ["GET"]),
+        server.route("/v2/health/ready", server.ready, ["GET"]),
+        server.route("/v2", server.server_metadata, ["GET"]),
+        server.route("/v2/models/{name}", server.model_metadata, ["GET"]),
+        server.route("/v2/models/{name}/versions/{version}", server.model_metadata, ["GET"]),
+        server.route("/v2/models/{name}/ready", server.model_ready, ["GET"]),
+        server.route("/v2/models/{name}/versions/{version}/ready", server.model_ready, ["GET"]),
+        server.route("/v2/models/{name}/infer", server.infer, ["POST"]),
+        server.route("/v2/models/{name}/versions/{version}/infer", server.infer, ["POST"]),
+        server.route("/ping", server.ping, ["GET"]),
+        server.route("/invocations", server.invocations, ["POST"]),
+        server.route("/metrics", server.metrics, ["GET"]),
+    ]
+    if settings.admin_token:
+        routes.append(server.route("/v2/repository/models/{name}/load", server.load, ["POST"]))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        server.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(server.stop)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return _error(404, f"no route {request.url.path!r}; docs/serving.md lists them")
+        if exc.status_code == 405:
+            return _error(405, f"{request.method} is not allowed on {request.url.path!r}")
+        return _error(exc.status_code, str(exc.detail))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        return server.error_response(exc)
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: unexpected},
+    )
+    app.state.server = server
+    return app

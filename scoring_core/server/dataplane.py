@@ -1,0 +1,369 @@
+"""The served chains and what each endpoint does with them, free of HTTP (MLServer's
+``handlers/dataplane.py`` idea): the routes (:mod:`scoring_core.server.app`) only turn
+requests into calls here and answers back into responses.
+
+A :class:`Repository` builds one engine per config, in the background after the server
+has started, so ``/v2/health/live`` answers at once and readiness tells the truth: a
+model is ready once its engine is built and while at least one of its steps can score.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import scoring_core
+from scoring_core.engine import Engine
+from scoring_core.errors import InputError, did_you_mean, exception_text
+from scoring_core.results import BatchResult
+from scoring_core.server.errors import NotReadyError, ProtocolError, UnknownModelError
+from scoring_core.server.tensors import (
+    DecodedRequest,
+    OutputTensor,
+    decode_request,
+    encode_response,
+)
+
+__all__ = ["OUTPUT_NAMES", "Repository", "ServedModel"]
+
+logger = logging.getLogger("scoring_core.server")
+
+FEATURES_TENSOR = "features"
+OUTPUT_NAMES = ("score", "scorer", "fallback_reason")
+_ROW_DTYPES = ("FP32", "FP64")
+_VERSION_TTL_S = 1.0
+
+
+class ServedModel:
+    """One chain served under its name."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.name = engine.name
+        self._version: tuple[float, str] | None = None
+
+    @property
+    def ready(self) -> bool:
+        snapshot = self.engine.snapshot()
+        return not snapshot.closed and any(step.ready for step in snapshot.steps)
+
+    @property
+    def version(self) -> str:
+        """The version the answers carry as ``model_version`` (read again every second at
+        most: a snapshot of the chain costs more than scoring one row)."""
+        now = time.monotonic()
+        if self._version is None or now - self._version[0] > _VERSION_TTL_S:
+            self._version = (now, self._read_version())
+        return self._version[1]
+
+    def forget_version(self) -> None:
+        self._version = None
+
+    def _read_version(self) -> str:
+        """The version the answers carry as ``model_version``.
+
+        TODO(model versions): this becomes the chain's provenance stamp
+        (``r.provenance``) when that lands; until then it is the model version of the
+        first step that can score (the step that serves, unless it fails a row), or ""
+        when that step describes no model (the rules formula).
+        """
+        for step in self.engine.snapshot().steps:
+            if step.ready:
+                return (step.model.version or "") if step.model is not None else ""
+        return ""
+
+    def metadata(self) -> dict[str, Any]:
+        engine = self.engine
+        steps = []
+        for step in engine.diagnostics()["steps"]:
+            details = step.get("details") or {}
+            steps.append(
+                {
+                    "name": step["name"],
+                    "scorer": step["scorer"],
+                    "status": step["status"],
+                    "reason": step["reason"],
+                    "model_version": details.get("model_version"),
+                    "sha256": details.get("sha256"),
+                }
+            )
+        version = self.version
+        return {
+            "name": self.name,
+            "versions": [version] if version else [],
+            "platform": "scoring-core",
+            "inputs": [
+                {
+                    "name": FEATURES_TENSOR,
+                    "datatype": "FP32",
+                    "shape": [-1, len(engine.feature_names)],
+                }
+            ],
+            "outputs": [
+                {"name": "score", "datatype": "FP64", "shape": [-1]},
+                {"name": "scorer", "datatype": "BYTES", "shape": [-1]},
+                {"name": "fallback_reason", "datatype": "BYTES", "shape": [-1]},
+            ],
+            "parameters": {
+                "ready": self.ready,
+                "feature_names": list(engine.feature_names),
+                "steps": steps,
+            },
+        }
+
+    # -- infer ---------------------------------------------------------------------------
+
+    def infer(self, body: bytes, header_length: int | None) -> tuple[bytes, int | None]:
+        """Score an OIP infer request; the body and the binary header's length (or None)."""
+        request = decode_request(body, header_length)
+        wanted = request.outputs if request.outputs is not None else list(OUTPUT_NAMES)
+        for name in wanted:
+            if name not in OUTPUT_NAMES:
+                raise ProtocolError(
+                    f"no output {name!r}{did_you_mean(name, OUTPUT_NAMES, list_known=False)}; "
+                    f"outputs: {', '.join(OUTPUT_NAMES)}"
+                )
+        result = self.engine.score_batch(self._rows(request))
+        binary = request.binary_outputs
+        if request.outputs is None and request.binary_by_default:
+            binary = set(OUTPUT_NAMES)
+        head: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
+        if request.id is not None:
+            head["id"] = request.id
+        return encode_response(head, _outputs(result, wanted), binary)
+
+    def _rows(self, request: DecodedRequest) -> Any:
+        """The rows to score: a 2-D array from ``features``, or a table of one column per
+        feature tensor (the engine then checks names, defaults and values)."""
+        width = len(self.engine.feature_names)
+        tensors = request.inputs
+        if any(t.name == FEATURES_TENSOR for t in tensors):
+            if len(tensors) > 1:
+                raise ProtocolError(
+                    "send either one tensor `features` or one tensor per feature, not both"
+                )
+            tensor = tensors[0]
+            if tensor.datatype not in _ROW_DTYPES:
+                raise ProtocolError(f"input 'features' must be FP32 or FP64, not {tensor.datatype}")
+            if len(tensor.shape) != 2 or tensor.shape[1] != width:
+                raise ProtocolError(
+                    f"input 'features' has shape {list(tensor.shape)}; chain {self.name!r} "
+                    f"takes [n, {width}], the features in the order model metadata lists "
+                    "them (parameters.feature_names)"
+                )
+            return tensor.data
+        columns: dict[str, Any] = {}
+        rows: int | None = None
+        known = self.engine.feature_names
+        for tensor in tensors:
+            if tensor.name not in known:
+                raise InputError(
+                    f"input {tensor.name!r} is neither 'features' nor a feature of chain "
+                    f"{self.name!r}{did_you_mean(tensor.name, known)}",
+                    feature=tensor.name,
+                )
+            if not isinstance(tensor.data, np.ndarray):
+                raise ProtocolError(f"input {tensor.name!r} must be numbers, not BYTES")
+            if len(tensor.shape) not in (1, 2) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
+                raise ProtocolError(
+                    f"input {tensor.name!r} has shape {list(tensor.shape)}; a feature's tensor "
+                    "is [n] or [n, 1]"
+                )
+            if rows is not None and tensor.shape[0] != rows:
+                raise ProtocolError(
+                    f"input {tensor.name!r} has {tensor.shape[0]} rows, the others {rows}"
+                )
+            rows = tensor.shape[0]
+            columns[tensor.name] = tensor.data.reshape(-1)
+        import pyarrow as pa
+
+        return pa.table(columns)
+
+    # -- MLflow --------------------------------------------------------------------------
+
+    def invocations(self, body: bytes, content_type: str) -> bytes:
+        """MLflow's ``/invocations``: ``dataframe_split``, ``dataframe_records`` or CSV in,
+        ``{"predictions": [{"score", "scorer", "fallback_reason"}, ...]}`` out."""
+        result = self.engine.score_batch(_mlflow_rows(body, content_type))
+        reasons = result.fallback_reasons(detail=False)
+        predictions = [
+            {"score": score, "scorer": scorer, "fallback_reason": reason}
+            for score, scorer, reason in zip(
+                result.scores.tolist(), result.scorers.tolist(), reasons, strict=True
+            )
+        ]
+        return json.dumps({"predictions": predictions}, separators=(",", ":")).encode()
+
+
+def _outputs(result: BatchResult, wanted: Sequence[str]) -> list[OutputTensor]:
+    out = []
+    for name in wanted:
+        if name == "score":
+            out.append(OutputTensor(name, "FP64", result.scores))
+        elif name == "scorer":
+            out.append(OutputTensor(name, "BYTES", result.scorers.tolist()))
+        else:
+            out.append(OutputTensor(name, "BYTES", result.fallback_reasons(detail=False)))
+    return out
+
+
+def _mlflow_rows(body: bytes, content_type: str) -> Any:
+    kind = content_type.split(";")[0].strip().lower()
+    if kind in ("text/csv", "application/csv"):
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        try:
+            return pa_csv.read_csv(pa.BufferReader(body))
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise ProtocolError(f"the CSV body could not be read: {exc}") from None
+    if kind not in ("", "application/json"):
+        raise ProtocolError(
+            f"content type {kind!r} is not accepted: send application/json "
+            "(dataframe_split or dataframe_records) or text/csv",
+            status=415,
+        )
+    try:
+        request = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"the request is not valid JSON: {exc}") from None
+    keys = ("dataframe_split", "dataframe_records")
+    given = [k for k in keys if isinstance(request, dict) and k in request]
+    if len(given) != 1:
+        raise ProtocolError(
+            "an /invocations JSON body is an object with one of `dataframe_split` "
+            '({"columns": [...], "data": [[...]]}) or `dataframe_records` ([{...}])'
+        )
+    if given[0] == "dataframe_records":
+        records = request["dataframe_records"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ProtocolError("`dataframe_records` must be a list of objects")
+        return records
+    split = request["dataframe_split"]
+    if not isinstance(split, dict) or not isinstance(split.get("data"), list):
+        raise ProtocolError("`dataframe_split` needs `data`, a list of rows")
+    data = split["data"]
+    if not all(isinstance(row, list) for row in data):
+        raise ProtocolError("`dataframe_split.data` must be a list of lists")
+    columns = split.get("columns")
+    if columns is None:
+        return data  # rows in feature order
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ProtocolError("`dataframe_split.columns` must be a list of strings")
+    for index, row in enumerate(data):
+        if len(row) != len(columns):
+            raise InputError.for_row(index, f"has {len(row)} values for {len(columns)} columns")
+    return [dict(zip(columns, row, strict=True)) for row in data]
+
+
+class Repository:
+    """Every served chain by name, built from config files in a background thread."""
+
+    def __init__(self, configs: Sequence[str | Path]) -> None:
+        self.configs = [Path(c) for c in configs]
+        self.models: dict[str, ServedModel] = {}
+        self.built = threading.Event()
+        self.error: str | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def build(self) -> None:
+        """Build each chain; on a failure, close the ones built and keep the error."""
+        try:
+            for path in self.configs:
+                engine = Engine.from_yaml(path)
+                with self._lock:
+                    if engine.name in self.models:
+                        engine.close()
+                        raise ProtocolError(
+                            f"two configs serve a chain named {engine.name!r} "
+                            f"({path}); give one a `name:` of its own"
+                        )
+                    if self._closed:  # shut down while building: it was never served
+                        engine.close()
+                        break
+                    self.models[engine.name] = ServedModel(engine)
+        except Exception as exc:
+            self.error = (
+                str(exc)
+                if isinstance(exc, scoring_core.ScoringError | ProtocolError)
+                else exception_text(exc)
+            )
+            logger.error("the served chains could not be built: %s", self.error)
+            self.close()
+        finally:
+            self.built.set()
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.built.is_set()
+            and self.error is None
+            and not self._closed
+            and all(m.ready for m in self.models.values())
+        )
+
+    def not_ready_reason(self) -> str:
+        if self.error is not None:
+            return f"the served chains could not be built: {self.error}"
+        if not self.built.is_set():
+            return "the served chains are still loading"
+        if self._closed:
+            return "the server is shutting down"
+        waiting = [m.name for m in self.models.values() if not m.ready]
+        return f"no step can score for chain(s): {', '.join(waiting)}"
+
+    def get(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model ``name`` (at ``version`` when given); 404 or 503 otherwise."""
+        if not self.built.is_set():
+            raise NotReadyError("the served chains are still loading")
+        model = self.models.get(name)
+        if model is None:
+            raise UnknownModelError(
+                f"no model {name!r}{did_you_mean(name, self.models, list_known=False)}; "
+                f"served: {', '.join(self.models) or 'none'}"
+            )
+        if version is not None and version != model.version:
+            raise UnknownModelError(
+                f"model {name!r} has no version {version!r}; it serves {model.version!r}"
+                if model.version
+                else f"model {name!r} has no version {version!r}; it serves no versioned model"
+            )
+        return model
+
+    def first(self) -> ServedModel:
+        """The model ``/invocations`` scores with (the first config's chain)."""
+        if not self.built.is_set():
+            raise NotReadyError("the served chains are still loading")
+        if not self.models:
+            raise NotReadyError(self.not_ready_reason())
+        return next(iter(self.models.values()))
+
+    def reload(self, name: str) -> dict[str, str]:
+        """Reload the chain's steps; per step, the engine's outcome."""
+        model = self.get(name)
+        try:
+            return model.engine.reload()
+        finally:
+            model.forget_version()
+
+    def close(self) -> list[str]:
+        """Close every engine once (their cleanup hooks run); the errors, as text."""
+        with self._lock:
+            self._closed = True
+            models = list(self.models.values())
+        errors = []
+        for model in models:
+            try:
+                model.engine.close()
+            except Exception as exc:
+                errors.append(f"{model.name}: {exception_text(exc)}")
+                logger.error("closing chain %r: %s", model.name, exception_text(exc))
+        return errors
