@@ -14,7 +14,7 @@ from scoring_core.cli.options import config_path
 __all__ = ["serve"]
 
 
-@click.command()
+@click.command(short_help="Serve the chains over HTTP: Open Inference Protocol, MLflow, metrics.")
 @click.argument(
     "configs", nargs=-1, type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG..."
 )
