@@ -11,6 +11,7 @@ import click
 from scoring_core import process
 from scoring_core.cli.check import check
 from scoring_core.cli.compare import compare
+from scoring_core.cli.experiment import experiment
 from scoring_core.cli.models import models
 from scoring_core.cli.plugin_list import plugins
 from scoring_core.cli.score import score
@@ -39,6 +40,7 @@ cli.add_command(plugins)
 cli.add_command(score)
 cli.add_command(compare)
 cli.add_command(models)
+cli.add_command(experiment)
 
 
 def main(argv: list[str] | None = None) -> Any:
