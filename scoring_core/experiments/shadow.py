@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ logger = logging.getLogger("scoring_core")
 SHADOW_OUTCOMES = ("scored", "failed", "dropped")
 MAX_WAITING = 1_000  # rows (or batches) waiting for the shadow; past it they are dropped
 CLOSE_WAIT_S = 2.0
+WARN_EVERY_S = 10.0
 
 
 class ShadowRunner:
@@ -44,6 +46,7 @@ class ShadowRunner:
         self.outcomes = dict.fromkeys(SHADOW_OUTCOMES, 0)
         self._wake = threading.Event()
         self._stopping = False
+        self._warned_at = -WARN_EVERY_S
         self._file: Any = None
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +94,15 @@ class ShadowRunner:
         except Exception as exc:
             with self._lock:
                 self.outcomes["failed"] += n
-            logger.warning("experiment %s: shadow failed: %s", self.experiment, exception_text(exc))
+            now = time.monotonic()
+            if now - self._warned_at >= WARN_EVERY_S:  # one warning per 10 s, not per row
+                self._warned_at = now
+                logger.warning(
+                    "experiment %s: the shadow chain failed (counted in diagnostics, and as "
+                    "scoring_shadow_rows_total{outcome=\"failed\"}): %s",
+                    self.experiment,
+                    exception_text(exc),
+                )
             return
         ts = timestamp(seconds)
         for i in range(n):
@@ -110,7 +121,7 @@ class ShadowRunner:
             )
         with self._lock:
             self.outcomes["scored"] += n
-        if self._file is not None:
+        if self._file is not None and not self._file.closed:
             try:
                 self._file.write("".join(json.dumps(p) + "\n" for p in pairs))
                 self._file.flush()
