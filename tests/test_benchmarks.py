@@ -62,3 +62,10 @@ def test_bench_cli_scores_files_and_reports_memory(tmp_path: Path, fmt: str) -> 
         ["scoring.yaml", fmt, "1,000"],
     ]
     assert any(r[:2] == [fmt, "peak"] for r in rows)
+
+
+def test_bench_experiment_prints_what_an_experiment_adds_per_row() -> None:
+    out = run_benchmark("bench_experiment.py", "--number", "20", "--blocks", "1")
+    assert "returning units" in out
+    assert "new units" in out
+    assert "added us (paired median)" in out

@@ -81,7 +81,7 @@ class Experiment:
             weights=config.weights,
             chains=[e.name for e in self._engines],
             path=config.exposures,
-            send=self._send,
+            send=self._send if self._host.pm.hook.scoring_exposures.get_hookimpls() else None,
         )
         self._shadow: ShadowRunner | None = None
         if shadow is not None:

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _escape
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,11 @@ def provenance_record(provenance: Any) -> Any:
     return str(provenance)
 
 
+def _json_text(text: str) -> str:
+    """``text`` as the inside of a JSON string (json's own C escaper)."""
+    return str(_escape(text))[1:-1]
+
+
 def timestamp(seconds: float) -> str:
     """ISO 8601 UTC with milliseconds: ``2026-12-03T13:49:45.123Z``."""
     text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
@@ -92,6 +98,14 @@ class ExposureLog:
         self.hash_version = hash_version
         self._weights = dict(weights)
         self._send = send
+        self._head = f'"experiment": {json.dumps(experiment)}'
+        self._middle = f'"hash_version": {hash_version}'
+        self._weights_json = f'"weights": {json.dumps(self._weights)}'
+        self._variant_json = [json.dumps(v) for v in self._variants]
+        self._chain_json = [json.dumps(c) for c in self._chains]
+        self._step_json: dict[str, str] = {}
+        self._second = -1
+        self._second_text = ""
         self._flush_s = flush_s
         self._waiting: deque[tuple[float, str, int, float, str, Any]] = deque()
         self._drop_lock = threading.Lock()  # taken only when a record is dropped
@@ -149,25 +163,46 @@ class ExposureLog:
             "provenance": provenance_record(origin),
         }
 
+    def _line(self, item: tuple[float, str, int, float, str, Any]) -> str:
+        """The record's JSON line, from JSON pieces made once per experiment, per second
+        and per step: json.dumps of a dict cost ~16 us a record on the writer thread,
+        which competes with scoring threads for the GIL (benchmarks/bench_experiment.py)."""
+        seconds, unit, variant, bucket, scorer, origin = item
+        whole = int(seconds)
+        if whole != self._second:
+            self._second = whole
+            self._second_text = timestamp(whole)[:-5]  # "2026-12-03T13:49:45"
+        step = self._step_json.get(scorer)
+        if step is None:
+            step = self._step_json[scorer] = json.dumps(scorer)
+        provenance = "null" if origin is None else json.dumps(provenance_record(origin))
+        millis = int((seconds - whole) * 1000)
+        return (
+            f'{{"ts": "{self._second_text}.{millis:03d}Z", {self._head}, "unit": '
+            f'"{_json_text(unit)}", "variant": {self._variant_json[variant]}, {self._middle}, '
+            f'"bucket": {bucket!r}, {self._weights_json}, "scorer": {step}, '
+            f'"chain": {self._chain_json[variant]}, "provenance": {provenance}}}\n'
+        )
+
     def _write_waiting(self) -> None:
         waiting = self._waiting
-        records: list[dict[str, Any]] = []
+        items = []
         while waiting:
             item = waiting.popleft()
-            records.append(self._record(item))
+            items.append(item)
             self.written[item[2]] += 1
-        if not records:
+        if not items:
             return
         if self._file is not None:
             try:
-                self._file.write("".join(json.dumps(r) + "\n" for r in records))
+                self._file.write("".join(map(self._line, items)))
                 self._file.flush()
             except OSError as exc:
                 self.errors += 1
                 logger.error("experiment %s: exposures not written: %s", self.experiment, exc)
         if self._send is not None:
             try:
-                self._send(records)
+                self._send([self._record(item) for item in items])
             except Exception as exc:
                 self.errors += 1
                 logger.error("experiment %s: exposure hook failed: %s", self.experiment, exc)

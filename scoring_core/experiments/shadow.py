@@ -99,7 +99,7 @@ class ShadowRunner:
                 self._warned_at = now
                 logger.warning(
                     "experiment %s: the shadow chain failed (counted in diagnostics, and as "
-                    "scoring_shadow_rows_total{outcome=\"failed\"}): %s",
+                    'scoring_shadow_rows_total{outcome="failed"}): %s',
                     self.experiment,
                     exception_text(exc),
                 )
