@@ -90,3 +90,40 @@ def test_percent_shadows_that_share_of_units(tmp_path: Path) -> None:
         experiment.score_batch(np.tile(ROW, (len(units), 1)), units=units)
     share = len(pairs(tmp_path)) / len(units)
     assert 0.07 < share < 0.13
+
+
+def test_the_report_gives_the_shadows_agreement_with_the_served_scores(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from scoring_core.cli.main import cli
+
+    units = [f"u{i}" for i in range(40)]
+    with ab_experiment(tmp_path, shadow="mean") as experiment:
+        for unit in units:
+            experiment.score(ROW, unit=unit)
+    (tmp_path / "outcomes.csv").write_text(
+        "unit,called\n" + "".join(f"{u},{i % 2}\n" for i, u in enumerate(units))
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "experiment",
+            "report",
+            "--exposures",
+            str(tmp_path / "exposures.jsonl"),
+            "--outcomes",
+            str(tmp_path / "outcomes.csv"),
+            "--shadow",
+            str(tmp_path / "exposures.shadow.jsonl"),
+            "--json",
+        ],
+    )
+    shadow = json.loads(result.stdout)["shadow"]
+    served = [experiment.assign(u) for u in units]
+    expected_diff = sum(abs((0.25 if v == "control" else 0.75) - 0.4) for v in served) / 40
+    assert shadow["pairs"] == 40
+    assert shadow["chain"] == "candidate"
+    assert shadow["mean_abs_diff"] == pytest.approx(expected_diff, abs=1e-6)
+    assert shadow["pearson"] is None  # the shadow's score is constant here
+    treated = sum(v == "treatment" for v in served)
+    assert shadow["agreement"] == pytest.approx((40 - treated) / 40)  # 0.75 >= 0.70 > 0.4

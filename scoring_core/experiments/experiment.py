@@ -207,7 +207,8 @@ class Experiment:
                 getattr(result, "provenance", None),
             )
         if entry[2] and self._shadow is not None:
-            copied = dict(row) if isinstance(row, Mapping) else row
+            # the caller may reuse its row once the score is back
+            copied = dict(row) if isinstance(row, Mapping) else np.array(row, copy=True)
             self._shadow.submit(time.time(), copied, unit, variant, result, batch=False)
         return ExperimentScoreResult.of(result, variant)
 
