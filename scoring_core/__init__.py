@@ -29,6 +29,7 @@ from scoring_core.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
+    from scoring_core.experiments.experiment import Experiment
     from scoring_core.results import BatchResult, Fallback, ScoreResult
     from scoring_core.scorer import (
         DeclaresInputDtype,
@@ -46,6 +47,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Engine": "scoring_core.engine",
+    "Experiment": "scoring_core.experiments.experiment",
     "BatchResult": "scoring_core.results",
     "Fallback": "scoring_core.results",
     "ScoreResult": "scoring_core.results",
@@ -68,6 +70,7 @@ __all__ = [
     "DeclaresInputDtype",
     "Engine",
     "EngineClosedError",
+    "Experiment",
     "Fallback",
     "InputError",
     "MissingExtraError",

@@ -11,7 +11,8 @@ does not stop the others'; what happens to its error is said under each hook.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -79,4 +80,28 @@ def scoring_engine_closed(engine: Engine) -> None:
     For plugin authors: this is the cleanup hook for resources your plugin opened
     in ``scoring_engine_started``. An exception here is reported with the scorers'
     close errors, and does not stop other plugins' cleanup.
+    """
+
+
+@hookspec
+def scoring_exposures(experiment: str, records: Sequence[Mapping[str, Any]]) -> None:
+    """New exposure records of an experiment: send them where they belong.
+
+    Called on the experiment's exposure writer thread, never on the scoring path: at
+    least once a second while new units are exposed, and once more when the experiment
+    closes, with the records written since the last call (the same records, in the same
+    order, as the JSON Lines file, when the experiment has one).
+
+    :param experiment: the experiment's key (``experiment:`` of its file).
+    :param records: one mapping per first exposure of a unit, with the keys ``ts``,
+        ``experiment``, ``unit``, ``variant``, ``hash_version``, ``bucket``, ``weights``,
+        ``scorer``, ``chain`` and ``provenance`` (docs/experiments.md).
+
+    :return: nothing.
+
+    For plugin authors: a database, a queue or an analytics pipeline. The plugin comes
+    from the entry points, the experiment file's ``plugins:`` list, or
+    ``Experiment.from_yaml(path, plugins=[...])``. Do not keep the mappings (copy what you
+    need); an exception is logged and does not stop the other plugins or the scoring. A
+    slow implementation delays the next write of the JSON Lines file, never a score.
     """

@@ -70,3 +70,10 @@ def test_bench_serve_prints_each_server_and_the_ratios() -> None:
     assert "(b) Starlette + ORT" in out
     assert "1,000-row requests" in out
     assert "x (b) in req/s" in out
+
+
+def test_bench_experiment_prints_what_an_experiment_adds_per_row() -> None:
+    out = run_benchmark("bench_experiment.py", "--number", "20", "--blocks", "1")
+    assert "returning units" in out
+    assert "new units" in out
+    assert "added us (paired median)" in out

@@ -24,6 +24,7 @@ from scoring_core.io import Chunk, DataFileError, TableReader
 
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
+    from scoring_core.experiments.experiment import Experiment
 
 __all__ = ["Counts", "Progress", "score_table"]
 
@@ -67,6 +68,7 @@ def score_table(
     chunk_rows: int,
     workers: int,
     progress: Progress | None = None,
+    experiment: Experiment | None = None,
 ) -> Counts:
     """Score every chunk of ``reader`` into ``target``; the files are kept only on success.
 
@@ -74,24 +76,55 @@ def score_table(
     (onnxruntime, numpy and pyarrow release the GIL, so they run side by side), and one
     writes behind; the chunks are written in input order. ``kept`` are the input columns
     copied to the output and the rejects file; ``progress`` hears the rows read so far.
+
+    With ``experiment`` (whose control is ``engine``), each row is scored by its unit's
+    variant, the unit read from the column the experiment names, and the output gets a
+    ``variant`` column after the score columns.
     """
+    from scoring_core.batch import units as unit_column
+
     check_columns(reader, engine)
     features = engine.feature_names
     defaults = engine.feature_defaults
+    field = None if experiment is None else experiment.unit_field
+    if field is not None and field not in reader.columns:
+        raise DataFileError(
+            f"{reader.name} has no unit column {field!r} (the experiment's `unit:`)",
+            file=reader.name,
+            column=field,
+        )
 
     def score_chunk(chunk: Chunk) -> tuple[Any, Chunk, list[Reject], Any]:
         prepared, rejects = checked_rows(engine, chunk, defaults, reader.name)
+        units: list[str] = []
+        if field is not None:
+            prepared, units, missing = unit_column.split_units(chunk, prepared, field)
+            if missing:
+                engine.count_rejected(len(missing))
+                rejects = sorted(rejects + missing)
         # From here on only the kept columns are needed: the features are in `prepared`,
         # and a chunk waiting to be written holds no more than its output.
         chunk = Chunk(chunk.table.select(list(kept)), chunk.rows, chunk.broken)
+        result: Any
         try:
-            result = engine.score_prepared(prepared)
+            if experiment is None:
+                result = engine.score_prepared(prepared)
+            else:
+                result = experiment.score_prepared(prepared, units)
         except ChainExhaustedError as exc:
             # the same error, numbered by the input's row instead of the chunk's
             raise ChainExhaustedError(exc.fallbacks, row=int(chunk.rows[exc.row])) from None
-        return output_table(chunk, kept, prepared, result), chunk, rejects, result
+        out = output_table(chunk, kept, prepared, result)
+        if experiment is not None:
+            out = out.append_column(
+                unit_column.VARIANT_COLUMN, unit_column.variant_column(result.variants)
+            )
+        return out, chunk, rejects, result
 
-    chunks = reader.chunks([*features, *kept], chunk_rows, numeric=features)
+    wanted = [*features, *kept]
+    if field is not None and field not in wanted:
+        wanted.append(field)
+    chunks = reader.chunks(wanted, chunk_rows, numeric=features)
     counts = Counts()
     done = False
     try:

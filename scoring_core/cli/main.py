@@ -11,6 +11,7 @@ from scoring_core import process
 from scoring_core.cli.check import check
 from scoring_core.cli.compare import compare
 from scoring_core.cli.init import init
+from scoring_core.cli.experiment import experiment
 from scoring_core.cli.models import models
 from scoring_core.cli.options import set_logging
 from scoring_core.cli.plugin_list import plugins
@@ -41,6 +42,7 @@ cli.add_command(compare)
 cli.add_command(models)
 cli.add_command(init)
 cli.add_command(serve)
+cli.add_command(experiment)
 
 
 def main(argv: list[str] | None = None) -> Any:

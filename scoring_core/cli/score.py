@@ -14,6 +14,7 @@ warnings, the progress bar and the summary, is in :mod:`scoring_core.cli.report`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -59,6 +60,14 @@ __all__ = ["score", "score_command"]
     is_flag=True,
     help="Exit 0 even when a step (not marked `optional: true`) could not load.",
 )
+@click.option(
+    "--experiment",
+    "experiment_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Score each row with its unit's variant of this experiment (instead of --config); "
+    "adds a `variant` column and writes the experiment's exposure log.",
+)
 @metrics_option
 @chunk_rows_option
 @click.option(
@@ -87,7 +96,12 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     it is marked `optional: true` or --allow-unavailable is given.
     """
     with errors_reported(debug_of(ctx)), unavailable_steps_reported_here(ctx):
-        code = score_command(config=config_path(config), **options)
+        if options.get("experiment_path"):
+            if config is not None:
+                raise click.UsageError("give --experiment or --config, not both")
+            code = score_command(config=Path(options["experiment_path"]), **options)
+        else:
+            code = score_command(config=config_path(config), **options)
     sys.exit(code)
 
 
@@ -107,6 +121,7 @@ def score_command(
     workers: int,
     progress: bool | None,
     metrics_path: str | None = None,
+    experiment_path: str | None = None,
 ) -> int:
     """``scoring score``: score a file, print the summary on stderr, return the exit code."""
     from scoring_core import process
@@ -148,8 +163,16 @@ def score_command(
         raise click.UsageError("--rejects must name another file than the output")
     started = time.perf_counter()
     counts = None
-    closing = closing_reported(Engine.from_yaml(config))
+    experiment = None
+    if experiment_path is not None:
+        from scoring_core.experiments.experiment import Experiment
+
+        experiment = Experiment.from_yaml(experiment_path)
+    closing = closing_reported(
+        experiment.control if experiment is not None else Engine.from_yaml(config)
+    )
     with (
+        experiment if experiment is not None else contextlib.nullcontext(),
         closing,
         written_at_exit(closing.engine, metrics_path),
         open_input(input_path, in_format) as reader,
@@ -171,6 +194,7 @@ def score_command(
                 chunk_rows=chunk_rows,
                 workers=workers,
                 progress=bar,
+                experiment=experiment,
             )
         except ChainExhaustedError as exc:
             click.echo(f"error: {exc}; no output was written", err=True)
@@ -182,6 +206,8 @@ def score_command(
     for line in (*first, *lines):
         click.echo(line, err=True)
     code = EXIT_OK
+    if experiment is not None:
+        click.echo(_experiment_line(experiment), err=True)
     if counts.rows_in != counts.scored + counts.rejected:
         code = EXIT_UNEXPECTED
     elif fail_on_reject and counts.rejected:
@@ -190,3 +216,15 @@ def score_command(
     elif not allow_unavailable and any(not step.optional for step in missing):
         code = EXIT_STEP_UNAVAILABLE
     return closing.exit_code(code)
+
+
+def _experiment_line(experiment: Any) -> str:
+    """The summary's last line for ``--experiment``: the new exposures and where they went."""
+    exposures = experiment.diagnostics()["experiment"]["exposures"]
+    written = exposures["written"]
+    split = ", ".join(f"{name} {count:,}" for name, count in written.items())
+    where = f" -> {exposures['file']}" if exposures["file"] else ""
+    return (
+        f"experiment   {experiment.name}: {sum(written.values()):,} new exposure(s) "
+        f"({split}){where}"
+    )

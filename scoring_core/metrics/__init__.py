@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scoring_core.metrics.families import FAILURE_REASONS, FAMILIES, Family
+from scoring_core.metrics.families import (
+    EXPERIMENT_FAMILIES,
+    FAILURE_REASONS,
+    FAMILIES,
+    SHADOW_OUTCOMES,
+    Family,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,13 +27,18 @@ if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
     from scoring_core.engine import Engine
+    from scoring_core.experiments.experiment import Experiment
     from scoring_core.metrics.collector import ChainCollector
+    from scoring_core.metrics.experiments import ExperimentCollector
 
 __all__ = [
+    "EXPERIMENT_FAMILIES",
     "FAILURE_REASONS",
     "FAMILIES",
+    "SHADOW_OUTCOMES",
     "Family",
     "register",
+    "register_experiment",
     "unregister",
     "write_textfile",
 ]
@@ -41,6 +52,17 @@ def register(engine: Engine, registry: CollectorRegistry | None = None) -> Chain
     from scoring_core.metrics import collector
 
     return collector.register(engine, registry)
+
+
+def register_experiment(
+    experiment: Experiment, registry: CollectorRegistry | None = None
+) -> ExperimentCollector:
+    """Expose ``experiment`` in ``registry``: ``scoring_exposures_total{experiment,variant}``,
+    ``scoring_shadow_rows_total{experiment,outcome}``, and each of its chains as
+    :func:`register` does."""
+    from scoring_core.metrics import experiments
+
+    return experiments.register_experiment(experiment, registry)
 
 
 def unregister(engine: Engine, registry: CollectorRegistry | None = None) -> None:

@@ -9,9 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from scoring_core.experiments.shadow import SHADOW_OUTCOMES  # the bounded `outcome` label
 from scoring_core.observe.counters import FAILURE_KINDS
 
-__all__ = ["FAILURE_REASONS", "FAMILIES", "Family", "failure_reason"]
+__all__ = [
+    "EXPERIMENT_FAMILIES",
+    "FAILURE_REASONS",
+    "FAMILIES",
+    "SHADOW_OUTCOMES",
+    "Family",
+    "failure_reason",
+]
 
 #: The bounded ``reason`` label of ``scoring_step_failures_total`` (DESIGN.md "Metrics").
 FAILURE_REASONS: tuple[str, ...] = FAILURE_KINDS
@@ -84,5 +92,25 @@ FAMILIES: tuple[Family, ...] = (
         ("chain", "step", "version", "sha256"),
         "1 for the model this step serves now (version and sha256 as its scorer describes "
         "them; empty when unknown).",
+    ),
+)
+
+
+#: The families of experiments (``scoring_core.metrics.register_experiment``); no label
+#: ever holds a unit id.
+EXPERIMENT_FAMILIES: tuple[Family, ...] = (
+    Family(
+        "scoring_exposures_total",
+        "counter",
+        ("experiment", "variant"),
+        "Units exposed to this variant for the first time (one exposure record each).",
+    ),
+    Family(
+        "scoring_shadow_rows_total",
+        "counter",
+        ("experiment", "outcome"),
+        "Rows sent to the experiment's shadow chain, by outcome: "
+        + ", ".join(SHADOW_OUTCOMES)
+        + ".",
     ),
 )
