@@ -10,8 +10,8 @@ import click
 from scoring_core import process
 from scoring_core.cli.check import check
 from scoring_core.cli.compare import compare
-from scoring_core.cli.init import init
 from scoring_core.cli.experiment import experiment
+from scoring_core.cli.init import init
 from scoring_core.cli.models import models
 from scoring_core.cli.options import set_logging
 from scoring_core.cli.plugin_list import plugins
