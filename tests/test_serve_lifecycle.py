@@ -60,6 +60,23 @@ def test_ready_is_503_until_every_chain_is_built(tmp_path: Path) -> None:
         assert infer(server.url, "loading").status_code == 200
 
 
+def test_a_slow_step_without_timeout_never_holds_the_event_loop(tmp_path: Path) -> None:
+    """A one-row request to a chain whose plugin step takes 3 s is scored off the loop:
+    health checks and another model answer at once meanwhile."""
+    slow = slow_chain(tmp_path, "slow", sleep_ms=3000)
+    quick = slow_chain(tmp_path, "quick")
+    with ServerProcess([slow, quick]) as server:
+        waiting = threading.Thread(target=infer, args=(server.url, "slow"))
+        waiting.start()
+        time.sleep(0.3)  # the slow request is in flight
+        started = time.monotonic()
+        assert httpx.get(server.url + "/v2/health/live", timeout=5).status_code == 200
+        assert infer(server.url, "quick").status_code == 200
+        answered_in = time.monotonic() - started
+        waiting.join()
+    assert answered_in < 2.0  # not after the slow step's 3 s
+
+
 def test_a_chain_that_cannot_be_built_stops_the_server_with_exit_2(tmp_path: Path) -> None:
     config = slow_chain(tmp_path, "needs", require=["absent"])
     with pytest.raises(AssertionError, match="exited 2") as failed:

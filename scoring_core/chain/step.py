@@ -328,6 +328,7 @@ class Step:
             "reason": self.reason if slot is None else None,
             "required": self.required,
             "optional": self.config.optional,
+            "timeout_ms": self.config.timeout_ms,
             "load_ms": round(self.load_seconds * 1e3, 3),
         }
         data["reloads"] = counters.event("reloads")

@@ -203,7 +203,7 @@ class _Server:
                 header_length = int(header)
             except ValueError:
                 raise ProtocolError("Inference-Header-Content-Length is not a number") from None
-        if len(body) <= INLINE_MAX_BYTES:
+        if model.bounded and len(body) <= INLINE_MAX_BYTES:
             data, json_length = model.infer(body, header_length)
         else:
             data, json_length = await self.in_thread(model.infer, body, header_length)

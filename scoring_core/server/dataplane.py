@@ -48,6 +48,13 @@ class ServedModel:
         self.engine = engine
         self.name = engine.name
         self._version: tuple[float, str] | None = None
+        # A small request may be scored on the event loop (measured faster) only when no
+        # step can hold it for long: each step has a timeout_ms or is the rules formula
+        # (arithmetic on the rows, nothing that can wait).
+        self.bounded = all(
+            step["timeout_ms"] is not None or step["scorer"] == "rules"
+            for step in engine.diagnostics()["steps"]
+        )
 
     @property
     def ready(self) -> bool:
