@@ -13,6 +13,8 @@ Every error the engine raises on purpose derives from :class:`ScoringError`::
     ├── StepTimeoutError     a step did not answer within its budget (its rows fall back;
     │                        it reaches callers only inside a fallback's reason)
     └── DataFileError        a data file could not be read or written (file, column)
+        └── OutputError      the system refused a file: a full disk, a file too large, a
+                             read-only filesystem, a closed standard output (file, errno)
 
 Each error carries its context as attributes, so callers never parse messages. The edges
 (the CLI, the HTTP server) map these to exit codes and statuses; nothing here knows them.
@@ -35,6 +37,7 @@ __all__ = [
     "DataFileError",
     "EngineClosedError",
     "InputError",
+    "OutputError",
     "PluginError",
     "ScoringError",
     "StepTimeoutError",
@@ -173,6 +176,22 @@ class DataFileError(ScoringError):
         self.file = file
         self.column = column
         super().__init__(message)
+
+
+class OutputError(DataFileError):
+    """The system refused to write (or finish) a file: no space left, the file-size limit,
+    a read-only filesystem, no permission, a closed standard output. Not a problem with the
+    data: ``file`` names the file, ``errno`` is the system's error number (None if unknown)."""
+
+    def __init__(self, message: str, *, file: str | None = None, errno: int | None = None):
+        self.errno = errno
+        super().__init__(message, file=file)
+
+    @classmethod
+    def of(cls, exc: OSError, file: str, what: str = "write") -> OutputError:
+        """``cannot write FILE: <the system's reason>`` for the OSError ``exc``."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return cls(f"cannot {what} {file}: {reason}", file=file, errno=exc.errno)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], *, list_known: bool = True) -> str:
