@@ -11,16 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from scoring_core.batch.pipeline import WriteBehind, map_in_order, read_ahead
 from scoring_core.batch.tables import (
     OutputFiles,
     Reject,
     check_columns,
     checked_rows,
+    empty_output,
     output_table,
 )
 from scoring_core.errors import ChainExhaustedError
-from scoring_core.io import Chunk, DataFileError, TableReader
+from scoring_core.io import Chunk, TableReader
 
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
@@ -74,6 +77,8 @@ def score_table(
     (onnxruntime, numpy and pyarrow release the GIL, so they run side by side), and one
     writes behind; the chunks are written in input order. ``kept`` are the input columns
     copied to the output and the rejects file; ``progress`` hears the rows read so far.
+    An input without rows (a CSV header alone) gets an output without rows, with its
+    columns; ``counts.rows_in`` is then 0, for the caller to judge.
     """
     check_columns(reader, engine)
     features = engine.feature_names
@@ -105,8 +110,9 @@ def score_table(
                 counts.add(result, len(rejects))
                 if progress is not None:
                     progress.update(counts.rows_in)
-        if counts.rows_in == 0:
-            raise DataFileError(f"{reader.name} has no rows to score (a header alone, or empty)")
+        if target.writer is None:  # no rows at all: an empty output with the right columns
+            empty = Chunk(reader.empty_table(kept, features), np.empty(0, dtype=np.int64))
+            target.write(empty_output(empty, kept), empty, kept, [])
         done = True
     finally:
         if progress is not None:
