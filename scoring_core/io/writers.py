@@ -126,7 +126,7 @@ class TableWriter:
             raise OutputError.of(exc, self.name) from None
 
     def write(self, table: Any) -> None:
-        if table.schema != self.schema:
+        if table.schema != self.schema and self.fmt != "jsonl":  # JSON Lines: no schema
             table = self._fit(table)
         with self._system_errors():
             if self._row_groups:
