@@ -13,6 +13,8 @@ Every error the engine raises on purpose derives from :class:`ScoringError`::
     ├── StepTimeoutError     a step did not answer within its budget (its rows fall back;
     │                        it reaches callers only inside a fallback's reason)
     ├── DataFileError        a data file could not be read or written (file, column)
+    │   └── OutputError      the system refused a file: a full disk, a file too large, a
+    │                        read-only filesystem, a closed standard output (file, errno)
     └── MissingExtraError    an optional feature's library is not installed: names the
                              extra to install (also an ImportError)
 
@@ -38,6 +40,7 @@ __all__ = [
     "EngineClosedError",
     "InputError",
     "MissingExtraError",
+    "OutputError",
     "PluginError",
     "ScoringError",
     "StepTimeoutError",
@@ -190,6 +193,22 @@ class MissingExtraError(ScoringError, ImportError):
             f"pip install 'scoring-core[{extra}]'",
             name=library,
         )
+
+
+class OutputError(DataFileError):
+    """The system refused to write (or finish) a file: no space left, the file-size limit,
+    a read-only filesystem, no permission, a closed standard output. Not a problem with the
+    data: ``file`` names the file, ``errno`` is the system's error number (None if unknown)."""
+
+    def __init__(self, message: str, *, file: str | None = None, errno: int | None = None):
+        self.errno = errno
+        super().__init__(message, file=file)
+
+    @classmethod
+    def of(cls, exc: OSError, file: str, what: str = "write") -> OutputError:
+        """``cannot write FILE: <the system's reason>`` for the OSError ``exc``."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return cls(f"cannot {what} {file}: {reason}", file=file, errno=exc.errno)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], *, list_known: bool = True) -> str:

@@ -481,7 +481,6 @@ def test_a_missing_column_of_a_feature_with_a_default_takes_the_default(tmp_path
     ("name", "content", "message"),
     [
         ("empty.csv", b"", "is empty (0 bytes)"),
-        ("header_only.csv", b"id,a,b,c,d,e\n", "has no rows to score"),
         ("empty.jsonl", b"", "is empty"),
         ("blank.jsonl", b"\n\n", "is empty"),
         ("mixed_endings.csv", b"id,a,b\rc,d,e\n", "carriage return (\\r) before its end"),
@@ -513,12 +512,17 @@ def test_a_feature_column_of_dates_exits_2_naming_the_file_and_column(tmp_path: 
     assert not out.exists()
 
 
-def test_a_parquet_file_without_rows_exits_2(tmp_path: Path) -> None:
+def test_a_parquet_file_without_rows_writes_an_empty_output_with_its_types(
+    tmp_path: Path,
+) -> None:
     config = write_config(tmp_path)
     pq.write_table(rows_table(*clean_rows(0)), tmp_path / "in.parquet")
     result = score(config, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"))
-    assert result.exit_code == 2
-    assert "has no rows to score" in result.output
+    assert result.exit_code == 0, result.output
+    written = pq.read_table(tmp_path / "out.parquet")
+    assert written.num_rows == 0
+    assert written.schema.field("id").type == pa.string()
+    assert written.schema.field("score").type == pa.float64()
 
 
 def test_a_truncated_parquet_file_exits_2_without_a_traceback(tmp_path: Path) -> None:
@@ -574,7 +578,7 @@ def test_on_exhausted_default_scores_are_marked_in_the_scorer_column(tmp_path: P
     assert {(r["score"], r["scorer"]) for r in rows} == {(0.25, "on_exhausted")}
 
 
-def test_rejects_from_a_run_to_stdout_go_to_the_current_folder(
+def test_rejects_from_a_run_to_stdout_are_written_where_rejects_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = write_config(tmp_path)
@@ -582,8 +586,13 @@ def test_rejects_from_a_run_to_stdout_go_to_the_current_folder(
     result = score(config, "-", "--format", "csv", stdin=BROKEN_CSV.encode())
     assert result.exit_code == 0, result.stderr
     assert len(pcsv.read_csv(pa.BufferReader(result.stdout_bytes))) == 2
-    assert len(read(tmp_path / "rejects.csv")) == 5
-    assert "-> rejects.csv" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["myplugin.py", "scoring.yaml"]
+    assert "rejected             5  not written" in result.stderr
+    result = score(
+        config, "-", "--format", "csv", "--rejects", "bad.csv", stdin=BROKEN_CSV.encode()
+    )
+    assert len(read(tmp_path / "bad.csv")) == 5
+    assert "-> bad.csv" in result.stderr
 
 
 def test_an_input_column_named_like_an_output_column_must_be_left_out(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from scoring_core.batch.tables import (
     check_columns,
     checked_rows,
     default_rejects_path,
+    empty_output,
     open_input,
     output_table,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "check_columns",
     "checked_rows",
     "default_rejects_path",
+    "empty_output",
     "open_input",
     "output_table",
     "score_table",

@@ -11,16 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 from scoring_core.batch.pipeline import WriteBehind, map_in_order, read_ahead
 from scoring_core.batch.tables import (
     OutputFiles,
     Reject,
     check_columns,
     checked_rows,
+    empty_output,
     output_table,
 )
 from scoring_core.errors import ChainExhaustedError
-from scoring_core.io import Chunk, DataFileError, TableReader
+from scoring_core.io import Chunk, TableReader
 
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
@@ -80,6 +83,9 @@ def score_table(
     With ``experiment`` (whose control is ``engine``), each row is scored by its unit's
     variant, the unit read from the column the experiment names, and the output gets a
     ``variant`` column after the score columns.
+
+    An input without rows (a CSV header alone) gets an output without rows, with its
+    columns; ``counts.rows_in`` is then 0, for the caller to judge.
     """
     from scoring_core.batch import units as unit_column
 
@@ -138,8 +144,9 @@ def score_table(
                 counts.add(result, len(rejects))
                 if progress is not None:
                     progress.update(counts.rows_in)
-        if counts.rows_in == 0:
-            raise DataFileError(f"{reader.name} has no rows to score (a header alone, or empty)")
+        if target.writer is None:  # no rows at all: an empty output with the right columns
+            empty = Chunk(reader.empty_table(kept, features), np.empty(0, dtype=np.int64))
+            target.write(empty_output(empty, kept), empty, kept, [])
         done = True
     finally:
         if progress is not None:

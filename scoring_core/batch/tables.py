@@ -7,9 +7,10 @@ the offending column and the reason); ``scoring compare`` sorts its rows the sam
 The output holds the kept input columns (``--keep``) and then ``score``, ``scorer`` and
 ``fallback_reason``, one row per scored row, in input order. The rejects file holds
 ``row``, ``column`` and ``error`` and then the same kept columns, one row per rejected
-row. The output is opened at the first chunk, whose column types fix both schemas; the
-rejects file then too when ``--rejects`` names it or the output is a file (so no old
-rejects file is left beside a new output), otherwise at the first rejected row.
+row. The output is opened at the first chunk, whose column types fix both schemas (a
+column whose type changes later is widened by the writer); the rejects file then too.
+An output that is a stream (standard output, a device, a FIFO) gets no rejects file
+unless ``--rejects`` names one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import numpy as np
 
 from scoring_core.errors import did_you_mean
 from scoring_core.io import (
-    STDIO,
     Chunk,
     DataFileError,
     TableReader,
@@ -34,6 +34,7 @@ from scoring_core.io import (
     arrow_numbers,
     arrow_strings,
     feature_matrix,
+    is_stream,
     open_reader,
 )
 
@@ -91,10 +92,11 @@ def check_columns(reader: TableReader, engine: Engine) -> None:
     )
 
 
-def default_rejects_path(output: str, fmt: str) -> str:
-    """``out.csv`` -> ``out.rejects.csv``; for stdout, ``rejects.<fmt>`` in this folder."""
-    if output == STDIO:
-        return f"rejects.{fmt}"
+def default_rejects_path(output: str, fmt: str) -> str | None:
+    """``out.csv`` -> ``out.rejects.csv``; None (no rejects file unless ``--rejects`` names
+    one) for standard output, a device, a FIFO: nothing is written beside those."""
+    if is_stream(output):
+        return None
     path = Path(output)
     return str(path.with_name(f"{path.stem}.rejects{path.suffix or '.' + fmt}"))
 
@@ -176,11 +178,17 @@ def _rejects_table(chunk: Chunk, kept: tuple[str, ...], rejects: list[Reject], s
 
 @dataclass
 class OutputFiles:
-    """The output and rejects files, opened at the first chunk (its types fix the schema)."""
+    """The output and rejects files, opened at the first chunk (its types fix the schema).
+
+    ``rejects`` is None when no rejects file is written (the output is a stream and
+    ``--rejects`` was not given): the rejected rows are counted only. The two files of a
+    run are committed together: both are finished (every byte written) before either is
+    moved into place, and when finishing one fails both are removed.
+    """
 
     output: str
     fmt: str
-    rejects: str
+    rejects: str | None
     rejects_always: bool  # a file output always gets its rejects file, so none is stale
     writer: TableWriter | None = None
     rejects_writer: TableWriter | None = None
@@ -197,19 +205,37 @@ class OutputFiles:
             fields = [pa.field(name, kind) for name, kind in types.items()]
             self.rejects_schema = pa.schema(fields + [chunk.table.schema.field(n) for n in kept])
         self.writer.write(out)
+        if self.rejects is None:
+            return
         if (rejects or self.rejects_always) and self.rejects_writer is None:
             self.rejects_writer = TableWriter(self.rejects, self.fmt, self.rejects_schema)
         if rejects and self.rejects_writer is not None:
             self.rejects_writer.write(_rejects_table(chunk, kept, rejects, self.rejects_schema))
 
     def close(self, *, keep: bool) -> None:
-        """Finish the output, then the rejects file; when the output fails, both go."""
+        """Finish both files, then move both into place; with ``keep=False``, or when
+        finishing either fails, remove both (the error is raised)."""
+        writers = [w for w in (self.writer, self.rejects_writer) if w is not None]
+        if not keep:
+            for writer in writers:
+                writer.discard()
+            return
         try:
-            if self.writer is not None:
-                self.writer.close(keep=keep)
+            for writer in writers:
+                writer.finish()
+            for writer in writers:
+                writer.commit()
         except BaseException:
-            if self.rejects_writer is not None:
-                self.rejects_writer.close(keep=False)
+            for writer in writers:
+                writer.discard()
             raise
-        if self.rejects_writer is not None:
-            self.rejects_writer.close(keep=keep)
+
+
+def empty_output(chunk: Chunk, kept: tuple[str, ...]) -> Any:
+    """The output table of a chunk without rows: the kept columns, then the score columns."""
+    import pyarrow as pa
+
+    columns = [*chunk.table.select(list(kept)).columns] if kept else []
+    no_text = arrow_categories([], [])
+    columns += [arrow_numbers(np.empty(0)), no_text, no_text]
+    return pa.Table.from_arrays(columns, names=[*kept, *SCORE_COLUMNS])

@@ -6,6 +6,7 @@ command runs (so ``scoring --help`` stays fast).
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ from scoring_core.cli.options import (
 __all__ = ["compare", "compare_command"]
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number; give a cut such as 0.7")
+    return value
+
+
 @click.command(short_help="Score a file with each step alone and compare the steps.")
 @click.argument("input_path", metavar="INPUT")
 @config_option
@@ -34,6 +41,7 @@ __all__ = ["compare", "compare_command"]
     "--threshold",
     type=float,
     default=None,
+    callback=_finite,
     help="Decision cut for the agreement between steps (default: 0.7 for scores in [0, 1], "
     "the middle of output_range otherwise).",
 )
@@ -95,15 +103,18 @@ def compare_command(
     from scoring_core.cli.files import file_format
     from scoring_core.cli.report import warn_unavailable
     from scoring_core.engine import Engine
-    from scoring_core.errors import did_you_mean
+    from scoring_core.errors import OutputError, did_you_mean
     from scoring_core.io import (
+        STDIO,
         DataFileError,
         check_target,
         column_numbers,
+        open_stream,
         require_pyarrow,
     )
     from scoring_core.metrics.textfile import written_at_exit
 
+    open_stream(STDIO)  # the report goes there: closed (`>&-`) is said before any work
     in_format = file_format(input_path, fmt, role="input")
     require_pyarrow()
     if plot is not None:
@@ -186,7 +197,10 @@ def compare_command(
     )
     report["rejects"] = {"file": rejected_rows.written, "reasons": rejected_rows.reasons()}
     if plot is not None:
-        save_plot({step.name: step.scores() for step in steps}, plot, cut.value)
+        try:
+            save_plot({step.name: step.scores() for step in steps}, plot, cut.value)
+        except OSError as exc:
+            raise OutputError.of(exc, plot, what="write the plot to") from None
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

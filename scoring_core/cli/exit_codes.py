@@ -15,7 +15,11 @@
 * 4: the work ran and was reported, but a step's ``close()`` or a plugin's
   ``scoring_engine_closed`` hook raised (one line names it); a command that found a
   problem of its own keeps its own code
-* 130: interrupted (Ctrl-C); 141: whoever read standard output stopped early
+* 74: the system refused a file (sysexits.h's ``EX_IOERR``): a full disk, a file over the
+  size limit, a read-only filesystem, no permission, standard output or standard error
+  closed; the message names the file. Nothing is left half written
+* 129, 143: stopped by SIGHUP or SIGTERM (128 + the signal), after removing the files it
+  was writing; 130: interrupted (Ctrl-C); 141: whoever read standard output stopped early
 """
 
 EXIT_OK = 0
@@ -24,5 +28,7 @@ EXIT_STEP_UNAVAILABLE = EXIT_PROBLEM  # `score`: a step that is not optional nev
 EXIT_USAGE = 2
 EXIT_UNEXPECTED = 3
 EXIT_CLOSE_FAILED = 4  # the work is done and reported, but something failed to close
+EXIT_ENVIRONMENT = 74  # sysexits.h EX_IOERR: the system refused a file (disk full, EFBIG, EROFS)
+EXIT_SIGNAL_BASE = 128  # a command stopped by signal N exits 128 + N, as a shell reports it
 EXIT_INTERRUPTED = 130  # what a shell reports for a command Ctrl-C stopped (128 + SIGINT)
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command SIGPIPE stopped (128 + 13)

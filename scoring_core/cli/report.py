@@ -280,9 +280,10 @@ def summary_lines(
         detail = ", ".join(f"{kind} {rows:,}" for kind, rows in kinds.items())
         lines.append(f"          {'':>12}  step {step!r}: {detail}")
     written = target.rejects_writer is not None
-    lines.append(
-        f"rejected  {counts.rejected:>12,}" + (f"  -> {target.rejects}" if written else "")
-    )
+    where = f"  -> {target.rejects}" if written else ""
+    if target.rejects is None and counts.rejected:
+        where = "  not written: the output is a stream; pass --rejects FILE to keep them"
+    lines.append(f"rejected  {counts.rejected:>12,}{where}")
     rate = counts.rows_in / seconds[0] if seconds[0] > 0 else float("inf")
     lines.append(
         f"time      {seconds[0]:>12.2f} s  {rate:,.0f} rows/s "

@@ -38,7 +38,12 @@ __all__ = ["score", "score_command"]
 
 @click.command(short_help="Score a CSV, JSON Lines or Parquet file through the chain.")
 @click.argument("input_path", metavar="INPUT")
-@click.option("-o", "--output", default="-", show_default=True, help="Output file; - is stdout.")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Output file; - is stdout (the default; given, it takes Parquet to a terminal too).",
+)
 @config_option
 @click.option("--format", "fmt", type=FORMAT, help="Format of both input and output.")
 @click.option("--input-format", type=FORMAT, help="Input format (default: from the extension).")
@@ -55,6 +60,11 @@ __all__ = ["score", "score_command"]
     help="Rejects file (default: next to OUTPUT, out.csv -> out.rejects.csv).",
 )
 @click.option("--fail-on-reject", is_flag=True, help="Exit 1 when any row was rejected.")
+@click.option(
+    "--fail-on-empty",
+    is_flag=True,
+    help="Exit 1 when INPUT has no rows (the empty output is still written).",
+)
 @click.option(
     "--allow-unavailable",
     is_flag=True,
@@ -108,7 +118,7 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
 def score_command(
     *,
     input_path: str,
-    output: str,
+    output: str | None,
     config: Path,
     fmt: str | None,
     input_format: str | None,
@@ -116,6 +126,7 @@ def score_command(
     keep: str | None,
     rejects_path: str | None,
     fail_on_reject: bool,
+    fail_on_empty: bool,
     allow_unavailable: bool,
     chunk_rows: int,
     workers: int,
@@ -144,23 +155,42 @@ def score_command(
     )
     from scoring_core.engine import Engine
     from scoring_core.errors import ChainExhaustedError
-    from scoring_core.io import STDIO, check_target, display_name, require_pyarrow
+    from scoring_core.io import (
+        STDIO,
+        check_target,
+        display_name,
+        is_stream,
+        open_stream,
+        require_pyarrow,
+    )
     from scoring_core.metrics.textfile import written_at_exit
 
+    forced = output is not None  # `-o -` given: Parquet may go to a terminal
+    output = STDIO if output is None else output
     in_format = file_format(input_path, input_format or fmt, role="input")
-    given = output_format or fmt or (in_format if output == STDIO else None)
+    # standard output, a device, a FIFO: no extension to go by; the input's format
+    given = output_format or fmt or (in_format if is_stream(output) else None)
     out_format = file_format(output, given, role="output")
+    if output == STDIO:
+        open_stream(STDIO)  # closed (`>&-`): say so before any work
+        if out_format == "parquet" and not forced and sys.stdout.isatty():
+            raise click.UsageError(
+                "refusing to write Parquet, a binary format, to the terminal: pass -o FILE, "
+                "pipe the output to a program, or choose --output-format csv or jsonl "
+                "(-o - writes it to the terminal anyway)"
+            )
     require_pyarrow()
     target = OutputFiles(
         output=output,
         fmt=out_format,
         rejects=rejects_path or default_rejects_path(output, out_format),
-        rejects_always=rejects_path is not None or output != STDIO,
+        rejects_always=True,
     )
     check_target(output, what="output", source=input_path)
-    check_target(target.rejects, what="rejects file", source=input_path)
-    if output != STDIO and os.path.abspath(target.rejects) == os.path.abspath(output):
-        raise click.UsageError("--rejects must name another file than the output")
+    if target.rejects is not None:
+        check_target(target.rejects, what="rejects file", source=input_path)
+        if output != STDIO and os.path.abspath(target.rejects) == os.path.abspath(output):
+            raise click.UsageError("--rejects must name another file than the output")
     started = time.perf_counter()
     counts = None
     experiment = None
@@ -210,6 +240,9 @@ def score_command(
         click.echo(_experiment_line(experiment), err=True)
     if counts.rows_in != counts.scored + counts.rejected:
         code = EXIT_UNEXPECTED
+    elif fail_on_empty and counts.rows_in == 0:
+        click.echo(f"{display_name(input_path)} has no rows (--fail-on-empty)", err=True)
+        code = EXIT_PROBLEM
     elif fail_on_reject and counts.rejected:
         click.echo(f"{counts.rejected:,} row(s) rejected (--fail-on-reject)", err=True)
         code = EXIT_PROBLEM

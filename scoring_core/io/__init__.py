@@ -16,6 +16,7 @@ from scoring_core.io.formats import (
 from scoring_core.io.numbers import column_numbers, feature_matrix
 from scoring_core.io.readers import Chunk, TableReader
 from scoring_core.io.sources import open_reader
+from scoring_core.io.targets import is_stream, open_stream
 from scoring_core.io.writers import (
     TableWriter,
     arrow_categories,
@@ -40,6 +41,8 @@ __all__ = [
     "display_name",
     "feature_matrix",
     "format_of",
+    "is_stream",
     "open_reader",
+    "open_stream",
     "require_pyarrow",
 ]

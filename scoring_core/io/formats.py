@@ -84,6 +84,8 @@ def _check_target(target: Path, source: str) -> bool:
         raise DataFileError(f"there is no folder {folder}")
     if not target.exists():
         return False
+    if not target.is_file():  # a device or a FIFO is written to, never replaced
+        return False
     if source != STDIO:
         return target.samefile(source)
     try:  # standard input redirected from the file (`- -o in.csv < in.csv`)

@@ -1,4 +1,5 @@
-"""Reading JSON Lines in chunks: one JSON object per line; blank lines are not rows.
+"""Reading JSON Lines in chunks: one JSON object per line; blank lines are not rows. A file
+holding one JSON array (``[{...}, {...}]``) is read too: each item is a row, streamed.
 
 Each chunk of lines is parsed by pyarrow (fast, straight to Arrow). A chunk pyarrow
 refuses (a line that is not JSON, a column whose type changes, nested values) is parsed
@@ -25,10 +26,14 @@ _FIRST_LINES = 1_000  # read to learn the columns
 
 
 class JsonLinesReader(StreamReader):
-    def __init__(self, name: str, stream: IO[bytes]) -> None:
+    def __init__(self, name: str, stream: IO[bytes], path: str | None = None) -> None:
         self._stream = stream
+        self._lines: Iterator[bytes] = stream
         self._next_row = 1
         self._first = list(islice(stream, _FIRST_LINES))
+        if _starts_an_array(self._first):  # a JSON array of objects: its items are the rows
+            self._lines = _array_items(name, _Rejoined(self._first, stream))
+            self._first = list(islice(self._lines, _FIRST_LINES))
         objects, _, broken = _parse_lines(self._first, 1)
         if not objects and not broken:
             raise DataFileError(f"{name} is empty: no JSON lines to read", file=name)
@@ -37,16 +42,19 @@ class JsonLinesReader(StreamReader):
             keys.update(dict.fromkeys(obj))
         super().__init__(name, list(keys), None)
         self._known = set(keys)
+        self._watch(path, stream)
 
     def chunks(
         self, columns: Sequence[str], chunk_rows: int, numeric: Sequence[str] = ()
     ) -> Iterator[Chunk]:
         wanted = [c for c in self.columns if c in set(columns)]
-        lines = self._first + list(islice(self._stream, max(chunk_rows - len(self._first), 0)))
+        lines = self._first + list(islice(self._lines, max(chunk_rows - len(self._first), 0)))
         self._first = []
         while lines:
+            self.check_unchanged()
             yield self._chunk(lines, wanted)
-            lines = list(islice(self._stream, chunk_rows))
+            lines = list(islice(self._lines, chunk_rows))
+        self.check_unchanged()
 
     def _chunk(self, lines: list[bytes], wanted: list[str]) -> Chunk:
         first = self._next_row
@@ -74,6 +82,53 @@ class JsonLinesReader(StreamReader):
 
     def close(self) -> None:
         close_input(self._stream)
+
+
+def _starts_an_array(lines: list[bytes]) -> bool:
+    for line in lines:
+        text = line.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if text:
+            return text.startswith(b"[")
+    return False
+
+
+class _Rejoined(io.RawIOBase):
+    """The lines already read, then the rest of ``stream``, as one binary file again."""
+
+    def __init__(self, lines: list[bytes], stream: IO[bytes]) -> None:
+        super().__init__()
+        self._head = b"".join(lines)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _array_items(name: str, source: _Rejoined) -> Iterator[bytes]:
+    """Each item of the JSON array in ``source`` as a line of JSON, streamed (ijson), so
+    the array is never held whole."""
+    import ijson
+
+    try:
+        for item in ijson.items(source, "item", use_float=True):
+            yield json.dumps(item, ensure_ascii=False).encode() + b"\n"
+    except ijson.JSONError as exc:
+        raise DataFileError(
+            f"cannot read {name}: it holds a JSON array that is not valid JSON ({exc}); "
+            "fix the file, or write it as JSON Lines (one object per line)",
+            file=name,
+        ) from None
 
 
 def _arrow_table(lines: list[bytes]) -> Any:

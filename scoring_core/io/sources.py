@@ -28,7 +28,7 @@ def open_reader(path: str, fmt: str) -> TableReader:
         raise DataFileError(f"cannot open {name}: {exc.strerror or exc}", file=path) from None
     try:
         if fmt == "jsonl":
-            return JsonLinesReader(name, stream)
+            return JsonLinesReader(name, stream, None if path == STDIO else path)
         return CsvReader(name, stream, None if path == STDIO else path)
     except BaseException:
         close_input(stream)

@@ -1,4 +1,4 @@
-"""Writing tables chunk by chunk: CSV, JSON Lines, Parquet; to a file or to stdout."""
+"""Writing tables chunk by chunk: CSV, JSON Lines, Parquet; to a file or to a stream."""
 
 from __future__ import annotations
 
@@ -6,17 +6,23 @@ import contextlib
 import errno
 import json
 import os
-import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.errors import DataFileError
+from scoring_core.errors import OutputError
 from scoring_core.io.formats import STDIO
+from scoring_core.io.targets import (
+    STDOUT_NAME,
+    is_stream,
+    open_stream,
+    remove_stale_temps,
+    temp_path,
+)
 
 __all__ = [
     "TableWriter",
@@ -39,77 +45,144 @@ _PARQUET_ROW_GROUP_TABLES = 64
 class TableWriter:
     """Writes tables of one schema to ``path`` (``-``: stdout) in ``fmt``.
 
-    A file is written under a temporary name and renamed into place by ``close(keep=True)``,
-    so a failed run never leaves a half-written file that looks like a result.
+    A regular file is written under a temporary name beside it; :meth:`finish` writes the
+    last bytes (the Parquet footer) and :meth:`commit` renames it into place, so a failed
+    run never leaves a half-written file that looks like a result, and two files can be
+    finished first and committed together. Standard output, a device (``/dev/null``, a
+    terminal), a FIFO and symlinks to them are written directly, never replaced; Parquet
+    for them goes through a temporary file, copied out at :meth:`commit` (a reader needs
+    the footer, and a failed run must not end with a valid-looking file).
+
+    A column whose type changes after the first rows (JSON ids ``1`` then ``0.5``) is
+    widened so every row fits: to the type holding both (int64 and float64: float64), or
+    to text. A Parquet file written so far is then rewritten with the wider type.
     Parquet row groups gather tables up to ``PARQUET_ROW_GROUP_ROWS`` rows.
     ``dictionary_columns`` are dictionary-encoded in Parquet (others are not: trying it on
     an id column costs three times the writing time, measured).
+
+    The system's refusals (a full disk, the file-size limit) are :class:`OutputError`
+    naming ``path``.
     """
 
     def __init__(
         self, path: str, fmt: str, schema: Any, *, dictionary_columns: Sequence[str] = ()
     ) -> None:
         import pyarrow as pa
-        import pyarrow.csv as pcsv
-        import pyarrow.parquet as pq
 
         self.path = path
+        self.name = STDOUT_NAME if path == STDIO else path
+        self.fmt = fmt
         # A column with no value yet (JSON nulls) is written as text, so later values fit.
         self.schema = pa.schema(
             [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema]
         )
-        schema = self.schema
         self.rows = 0
+        self._dictionary = [c for c in dictionary_columns if c in self.schema.names]
         self._temp: Path | None = None
-        if path == STDIO and fmt != "parquet":
-            self._sink: IO[bytes] | WholeWrites = WholeWrites(sys.stdout.buffer)
+        self._stream = is_stream(path)
+        self._finished = False
+        if self._stream and fmt != "parquet":
+            self._sink: WholeWrites = WholeWrites(open_stream(path))
         else:
-            # Parquet for stdout goes through a temporary file too, copied out on success:
-            # a reader needs the footer, and a failed run must not end with a valid one.
-            target = Path(tempfile.gettempdir(), "scoring.parquet") if path == STDIO else Path(path)
-            self._temp = target.with_name(f".{target.name}.{os.getpid()}.{id(self)}.tmp")
-            try:
-                self._sink = WholeWrites(open(self._temp, "wb"))  # noqa: SIM115 - closed in close()
-            except OSError as exc:
-                raise DataFileError(f"cannot write {path}: {exc.strerror or exc}") from None
+            target = Path(tempfile.gettempdir(), "scoring.parquet") if self._stream else Path(path)
+            remove_stale_temps(target)
+            self._target = target
+            self._temp = temp_path(target)
+            self._sink = self._open_temp(self._temp)
         self._writer: Any = None
         # Parquet tables are gathered into row groups of PARQUET_ROW_GROUP_ROWS rows
         self._row_groups = fmt == "parquet"
         self._pending: list[Any] = []
         self._pending_rows = self._pending_bytes = 0
-        if fmt == "parquet":
-            dictionary = [c for c in dictionary_columns if c in schema.names]
-            self._writer = pq.ParquetWriter(self._sink, schema, use_dictionary=dictionary)
-        elif fmt == "csv":
-            options = pcsv.WriteOptions(quoting_style="needed")
-            self._writer = pcsv.CSVWriter(self._sink, schema, write_options=options)
+        with self._system_errors():
+            self._writer = self._new_writer(self._sink, self.schema, header=True)
+
+    def _open_temp(self, temp: Path) -> WholeWrites:
+        try:
+            return WholeWrites(open(temp, "wb"))
+        except OSError as exc:
+            raise OutputError.of(exc, self.name) from None
+
+    def _new_writer(self, sink: Any, schema: Any, *, header: bool) -> Any:
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        if self.fmt == "parquet":
+            return pq.ParquetWriter(sink, schema, use_dictionary=self._dictionary)
+        if self.fmt == "csv":
+            options = pcsv.WriteOptions(quoting_style="needed", include_header=header)
+            return pcsv.CSVWriter(sink, schema, write_options=options)
+        return None  # JSON Lines: no schema in the file
+
+    @contextlib.contextmanager
+    def _system_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OutputError:
+            raise
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError.of(exc, self.name) from None
 
     def write(self, table: Any) -> None:
+        if table.schema != self.schema and self.fmt != "jsonl":  # JSON Lines: no schema
+            table = self._fit(table)
+        with self._system_errors():
+            if self._row_groups:
+                self._pending.append(table)
+                self._pending_rows += table.num_rows
+                self._pending_bytes += table.nbytes
+                if (
+                    self._pending_rows >= PARQUET_ROW_GROUP_ROWS
+                    or self._pending_bytes >= PARQUET_ROW_GROUP_BYTES
+                    or len(self._pending) >= _PARQUET_ROW_GROUP_TABLES
+                ):
+                    self._write_row_group()
+            elif self._writer is not None:
+                self._writer.write_table(table)
+            elif table.num_rows:
+                self._sink.write(json_lines(table))
+        self.rows += table.num_rows
+
+    def _fit(self, table: Any) -> Any:
+        """``table`` in the file's schema, widening the file's when it cannot take it."""
         import pyarrow as pa
 
-        if table.schema != self.schema:
+        try:
+            return table.cast(self.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            pass
+        wider = pa.schema(
+            [_wider(old, new) for old, new in zip(self.schema, table.schema, strict=True)]
+        )
+        with self._system_errors():
+            self._widen(wider)
+        return table.cast(self.schema)
+
+    def _widen(self, wider: Any) -> None:
+        """Make ``wider`` the file's schema: text formats carry on (a CSV header has no
+        types), a Parquet file is rewritten with the wider columns."""
+        self._pending = [table.cast(wider) for table in self._pending]
+        if self.fmt == "csv":
+            self._writer.close()  # flushes; the sink stays open
+            self._writer = self._new_writer(self._sink, wider, header=False)
+        elif self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            assert self._temp is not None
+            self._writer.close()
+            self._sink.close()
+            old, self._temp = self._temp, temp_path(self._target)
+            self._sink = self._open_temp(self._temp)
+            self._writer = self._new_writer(self._sink, wider, header=True)
             try:
-                table = table.cast(self.schema)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-                raise DataFileError(
-                    f"writing {self.path}: a column changed type after row {self.rows} ({exc}); "
-                    f"the first rows fixed the output types: {self.schema}"
-                ) from None
-        if self._row_groups:
-            self._pending.append(table)
-            self._pending_rows += table.num_rows
-            self._pending_bytes += table.nbytes
-            if (
-                self._pending_rows >= PARQUET_ROW_GROUP_ROWS
-                or self._pending_bytes >= PARQUET_ROW_GROUP_BYTES
-                or len(self._pending) >= _PARQUET_ROW_GROUP_TABLES
-            ):
-                self._write_row_group()
-        elif self._writer is not None:
-            self._writer.write_table(table)
-        elif table.num_rows:
-            self._sink.write(json_lines(table))
-        self.rows += table.num_rows
+                with pq.ParquetFile(old) as written:
+                    for group in range(written.num_row_groups):
+                        self._writer.write_table(written.read_row_group(group).cast(wider))
+            finally:
+                old.unlink(missing_ok=True)
+        self.schema = wider
 
     def _write_row_group(self) -> None:
         import pyarrow as pa
@@ -118,47 +191,85 @@ class TableWriter:
             self._writer.write_table(pa.concat_tables(self._pending))  # no copy: chunked
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
-    def close(self, *, keep: bool) -> None:
-        """Finish the file and move it into place; with ``keep=False`` remove it instead.
-
-        When finishing fails (the last row group, the footer, a full disk), the file is
-        removed too and the error raised: no half-written file is left under its name.
-        """
-        finished = False
+    def finish(self) -> None:
+        """Write what is left (the last row group, the footer) and close the file, so that
+        :meth:`commit` has only to move it into place. On failure (a full disk) the file is
+        removed and the error raised."""
         try:
-            if keep and self._row_groups:
-                self._write_row_group()
+            with self._system_errors():
+                if self._row_groups:
+                    self._write_row_group()
+                if self._writer is not None:
+                    self._writer.close()
+                if self._temp is not None or self.path != STDIO:
+                    self._sink.close()
+                else:
+                    self._sink.flush()
+        except BaseException:
+            self.discard()
+            raise
+        self._finished = True
+
+    def commit(self) -> None:
+        """Move the finished file into place (for a stream: copy a Parquet file out)."""
+        if not self._finished:
+            self.finish()
+        if self._temp is None:
+            return
+        try:
+            with self._system_errors():
+                if not self._stream:
+                    os.replace(self._temp, self.path)
+                    return
+                out = WholeWrites(open_stream(self.path))
+                with open(self._temp, "rb") as finished_file:
+                    while block := finished_file.read(1 << 20):
+                        out.write(block)
+                out.flush()
+                if self.path != STDIO:
+                    out.close()
+        finally:
+            self._temp.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Close without keeping anything: the temporary file is removed."""
+        with contextlib.suppress(Exception):
             if self._writer is not None:
                 self._writer.close()
-            if self._temp is not None:
+        with contextlib.suppress(Exception):
+            if self._temp is not None or self.path != STDIO:
                 self._sink.close()
             else:
                 self._sink.flush()
-            finished = True
-        finally:
-            if not finished:  # release what is still open; the first error is raised
-                with contextlib.suppress(Exception):
-                    if self._writer is not None:
-                        self._writer.close()
-                with contextlib.suppress(Exception):
-                    if self._temp is not None:
-                        self._sink.close()
-            if self._temp is not None:
-                try:
-                    if keep and finished:
-                        self._move_into_place(self._temp)
-                finally:
-                    self._temp.unlink(missing_ok=True)
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
 
-    def _move_into_place(self, temp: Path) -> None:
-        if self.path != STDIO:
-            os.replace(temp, self.path)
-            return
-        out = WholeWrites(sys.stdout.buffer)
-        with open(temp, "rb") as finished_file:
-            while block := finished_file.read(1 << 20):
-                out.write(block)
-        out.flush()
+    def close(self, *, keep: bool) -> None:
+        """Finish and commit the file (``keep``), or discard it."""
+        if keep:
+            self.commit()
+        else:
+            self.discard()
+
+
+def _wider(old: Any, new: Any) -> Any:
+    """The field holding the values of both ``old`` and ``new``: a common type, or text."""
+    import pyarrow as pa
+
+    if old.type == new.type:
+        return old
+    if pa.types.is_null(new.type):
+        return old
+    try:
+        merged = pa.unify_schemas(
+            [pa.schema([old]), pa.schema([new.with_name(old.name)])], promote_options="permissive"
+        )
+        kind = merged.field(0).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        kind = pa.string()
+    if pa.types.is_dictionary(kind) or pa.types.is_nested(kind):
+        kind = pa.string()
+    return old.with_type(kind)
 
 
 class WholeWrites:
