@@ -22,7 +22,7 @@ from scoring_core.batch.tables import (
     empty_output,
     output_table,
 )
-from scoring_core.errors import ChainExhaustedError
+from scoring_core.errors import ChainExhaustedError, DataFileError
 from scoring_core.io import Chunk, TableReader
 
 if TYPE_CHECKING:
