@@ -210,7 +210,8 @@ def test_a_pandas_nan_is_a_missing_value_but_an_arrow_or_array_nan_is_refused() 
     assert result.defaults_used == ((), ("b",))
     assert result.scores[1] == pytest.approx((0.2 + 0.5 + 0.3) / 3)
     assert [(err.row, err.feature) for err in arrow_errors] == [(1, "b")]
-    assert "is NaN" in str(arrow_errors[0]) and "pass None" in str(arrow_errors[0])
+    assert "is NaN" in str(arrow_errors[0])
+    assert "pass None" in str(arrow_errors[0])
     assert [str(err) for err in array_errors] == [str(err) for err in arrow_errors]
 
 

@@ -28,7 +28,10 @@ _NO_DEFAULTS: tuple[str, ...] = ()
 
 def boolean_reason(name: str, value: Any) -> str:
     """Why a boolean is refused as the value of feature ``name``."""
-    return f"feature {name!r} is {value!r} (a boolean), not a number; send 1.0 or 0.0 if a number is meant"
+    return (
+        f"feature {name!r} is {value!r} (a boolean), not a number; "
+        "send 1.0 or 0.0 if a number is meant"
+    )
 
 
 def fill_missing(
