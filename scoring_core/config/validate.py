@@ -237,12 +237,12 @@ def validation_to_config_error(
     rendered: list[tuple[str, int | None, str]] = []
     seen: set[str] = set()
     listed_known: set[tuple[str | int, ...]] = set()  # mappings whose keys were listed
-    for loc, from_union, error in entries:
+    for loc, from_union, detail in entries:
         if from_union and loc in deeper:
             continue
         key = loc[-1] if loc else None
-        parent = loc[:-1] if error.get("type") == "extra_forbidden" else loc
-        known = _known_keys(root_type, parent) if error.get("type") == "extra_forbidden" else None
+        parent = loc[:-1] if detail.get("type") == "extra_forbidden" else loc
+        known = _known_keys(root_type, parent) if detail.get("type") == "extra_forbidden" else None
         if (
             known is not None
             and parent in listed_known
@@ -261,7 +261,7 @@ def validation_to_config_error(
             continue
         line = source.line_of(full) if source is not None else None
         expected = _expected(root_type, loc) if not prefix else None
-        rendered.append((path_text, line, _message(error, known, key, expected)))
+        rendered.append((path_text, line, _message(detail, known, key, expected)))
     first_path, first_line, first_msg = rendered[0]
     message = first_msg
     if len(rendered) > 1 or omitted:
