@@ -123,6 +123,7 @@ def score_command(
     from scoring_core.engine import Engine
     from scoring_core.errors import ChainExhaustedError
     from scoring_core.io import STDIO, check_target, display_name, require_pyarrow
+    from scoring_core.plugin_stdout import prints_to_stderr
 
     in_format = file_format(input_path, input_format or fmt, role="input")
     given = output_format or fmt or (in_format if output == STDIO else None)
@@ -139,7 +140,11 @@ def score_command(
     if output != STDIO and os.path.abspath(target.rejects) == os.path.abspath(output):
         raise click.UsageError("--rejects must name another file than the output")
     started = time.perf_counter()
-    with Engine.from_yaml(config) as engine, open_input(input_path, in_format) as reader:
+    with (
+        prints_to_stderr(output == STDIO),  # stdout belongs to the output (#20 point 12)
+        Engine.from_yaml(config) as engine,
+        open_input(input_path, in_format) as reader,
+    ):
         loaded = time.perf_counter()
         process.startup_done()
         missing = unavailable_at_start(engine)

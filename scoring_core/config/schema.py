@@ -6,10 +6,12 @@ unknown keys are refused, and every error names the key path and the file:line.
 
 from __future__ import annotations
 
+import ntpath
+import posixpath
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from scoring_core.config.yaml import KeyPath
 from scoring_core.errors import did_you_mean
@@ -137,6 +139,24 @@ class WatchConfig(BaseModel):
     interval_s: Annotated[float, Field(ge=0.05, le=86_400, allow_inf_nan=False)] = 2.0
 
 
+def _inside_the_folder(ref: str) -> str:
+    """A ``plugins:`` entry: a module name, or a .py file inside the config's folder."""
+    if posixpath.isabs(ref) or ntpath.isabs(ref):
+        raise ValueError(
+            f"{ref!r} is an absolute path; `plugins:` takes module names or .py files inside "
+            "the config's folder: copy the file there, or install it and name its module"
+        )
+    if posixpath.normpath(ref.replace("\\", "/")).startswith(".."):
+        raise ValueError(
+            f"{ref!r} is outside the config's folder; `plugins:` takes module names or .py "
+            "files inside it: move the file there, or install it and name its module"
+        )
+    return ref
+
+
+LocalPlugin = Annotated[str, Field(min_length=1), AfterValidator(_inside_the_folder)]
+
+
 class StepConfig(BaseModel):
     """One step of the chain: a name, the scorer it uses, and that scorer's options."""
 
@@ -173,7 +193,7 @@ class EngineConfig(BaseModel):
     deadline_ms: Milliseconds | None = None
     watch: WatchConfig | None = None
     require: list[str] = Field(default_factory=list)
-    plugins: list[str] = Field(default_factory=list)
+    plugins: list[LocalPlugin] = Field(default_factory=list)
     disable_plugins: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
