@@ -367,10 +367,10 @@ def test_every_error_of_a_file_is_reported_at_once_in_plain_words(tmp_path: Path
 def test_sixty_thousand_unknown_keys_are_refused_within_a_second_with_a_capped_list() -> None:
     text = VALID + "".join(f"unknown_{i}: 1\n" for i in range(60_000))
     assert len(text.encode()) < 1024 * 1024  # under the size cap
-    started = time.process_time()  # CPU time: other processes on a busy machine do not count
+    started = time.thread_time()  # CPU time of this thread: a busy machine does not count
     with pytest.raises(ConfigError) as info:
         Engine.from_config(load_yaml_text(text, file="big.yaml").data)
-    assert time.process_time() - started < 1.0
+    assert time.thread_time() - started < 1.0
     message = str(info.value)
     assert "unknown_0: unknown key" in message
     assert message.count("unknown key") == 20
