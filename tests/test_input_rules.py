@@ -104,7 +104,7 @@ def test_a_missing_value_without_a_default_is_refused_naming_the_feature(
     scores, rejects = score_file(project, "in.jsonl", '{"tenure": null, "activity": 0.5}\n')
     assert scores == []
     assert rejects[0]["column"] == "tenure"
-    assert "no default" in rejects[0]["error"]
+    assert "'tenure' is missing (a null or an empty cell) and has no default" in rejects[0]["error"]
 
 
 def test_a_nan_in_an_array_is_refused_even_with_a_default(engine: Engine) -> None:

@@ -69,7 +69,10 @@ def feature_matrix(
                 if name in defaults:
                     X[missing, j] = defaults[name]
                 else:
-                    message = f"feature {name!r} is empty and has no default"
+                    message = (
+                        f"feature {name!r} is missing (a null or an empty cell) and has no "
+                        "default; fill it upstream, or give the feature a `default:`"
+                    )
                     for position in np.flatnonzero(missing).tolist():
                         problems.setdefault(position, (name, message))
             for position, message in bad:
