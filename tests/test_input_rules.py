@@ -200,3 +200,18 @@ def test_good_rows_are_scored_and_bad_rows_come_back_with_reasons(engine: Engine
     assert table.column_names == ["row", "score", "scorer", "fallback_reason"]
     assert table.column("row").to_pylist() == [0, 2]
     assert table.column("fallback_reason").to_pylist() == ["", ""]
+
+
+def test_the_good_rows_example_in_python_md_runs_as_documented(engine: Engine) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "python.md").read_text()
+    section = text.split("## Good rows scored, bad rows with reasons", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    df = pd.DataFrame({"id": [1, 2, 3], "tenure": [0.25, None, 2.0]})
+    names: dict[str, Any] = {"engine": engine, "df": df}
+    exec(block, names)
+    assert [(row, feature) for row, feature, _ in names["rejects"]] == [
+        (1, "tenure"),
+        (2, "tenure"),
+    ]
+    assert names["scored"].index.tolist() == [0]
+    assert names["df"].iloc[names["scored"].index]["id"].tolist() == [1]
