@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
-from cli_helpers import MEAN_CLASS, plugin_source, run_process, write_project
+from cli_helpers import MEAN_CLASS, plugin_source, run_cli, run_process, write_project
 
 from scoring_core import ConfigError, Engine
 
@@ -108,3 +109,14 @@ class Chatty:
     for text in ("imported!", "loaded!", "scoring 2"):
         assert text in done.stderr
         assert text not in done.stdout
+
+
+def test_scoring_plugins_names_what_was_filtered_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCORING_LOAD_PLUGINS", "rulez")
+    result = run_cli("plugins")
+    assert "rules  filtered out: SCORING_LOAD_PLUGINS='rulez' does not list it" in result.output
+    assert "is SCORING_LOAD_PLUGINS set to ''?" not in result.output
+    listed = json.loads(run_cli("plugins", "--json").output)
+    assert {"name": "rules", "distribution": "scoring-core"}.items() <= listed["filtered"][
+        1
+    ].items()
