@@ -9,6 +9,7 @@ key paths to line numbers, so schema errors can point at the line.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -279,7 +280,22 @@ def format_path(path: KeyPath) -> str:
 
 
 def load_yaml_text(text: str, *, file: str | None = None) -> LoadedYaml:
-    """Parse one YAML document from ``text``; raise :class:`ConfigError` on anything unsafe."""
+    """Parse one YAML document from ``text``; raise :class:`ConfigError` on anything unsafe.
+
+    The cyclic garbage collector is paused while it runs: the nodes of a large file (none
+    of them in a cycle) set off collections that walk every object of the process, which
+    in a big process tripled the time to read 60k keys (0.6 s of CPU to 1.6 s, measured).
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_yaml_text(text, file)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _load_yaml_text(text: str, file: str | None) -> LoadedYaml:
     if len(text.encode("utf-8", errors="replace")) > MAX_CONFIG_BYTES:
         raise ConfigError(
             f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB; a configuration never is",
