@@ -225,7 +225,10 @@ class Engine:
         """Score many rows: a 2-D array, a sequence of rows, a pandas or polars DataFrame, or
         a pyarrow Table or RecordBatch (docs/python.md).
 
-        Raises :class:`InputError` naming the first bad row; then no scorer is called.
+        Raises :class:`InputError` naming the first bad row; then no scorer is called. To
+        score the good rows and get the bad ones with their reasons, use
+        :meth:`prepare_batch` then :meth:`score_prepared`. Frame columns that are not
+        features are ignored, unless their name looks like a feature's.
         """
         if self._closed:
             raise EngineClosedError()
@@ -254,7 +257,11 @@ class Engine:
         return self._schema.batch(rows)
 
     def score_prepared(self, prepared: PreparedBatch) -> BatchResult:
-        """Score the good rows of a :meth:`prepare_batch` result, in their order."""
+        """Score the good rows of a :meth:`prepare_batch` result, in their order.
+
+        ``result.rows`` (and the index of ``result.to_pandas()``) holds each score's row
+        number in the input; ``prepared.errors`` has one InputError per bad row.
+        """
         if self._closed:
             raise EngineClosedError()
         return self._chain.score_rows(prepared.X, prepared.rows, prepared.defaults_used)

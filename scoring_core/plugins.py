@@ -8,15 +8,19 @@ Where plugins come from, in this order:
 1. the ``scoring_core`` entry-point group (first-party plugins come this way too),
    filtered by ``SCORING_LOAD_PLUGINS`` and the YAML's ``disable_plugins``;
 2. modules named in the YAML's ``plugins:`` list (a dotted module name, or a
-   ``.py`` file relative to the YAML file);
+   ``.py`` file inside the YAML file's folder: ``../x.py`` and absolute paths are a
+   :class:`ConfigError`), each loaded once however often it is listed;
 3. plugin objects passed in code (``Engine.from_config(..., plugins=[...])``).
 
 A plugin that fails to import is recorded and skipped, unless
-``SCORING_STRICT_PLUGINS=1``.
+``SCORING_STRICT_PLUGINS=1``. An entry point left out by ``SCORING_LOAD_PLUGINS`` or
+``disable_plugins`` is recorded as filtered, with why, so a step naming one of its
+scorers says so rather than "unknown scorer".
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -91,6 +95,36 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+@dataclass(frozen=True)
+class FilteredPlugin:
+    """An installed entry point the host did not load, and why."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    reason: str
+    entry_point: Any = field(repr=False, compare=False)
+
+    def scorers(self) -> list[str]:
+        """The scorers it would register (it is imported to find out; [] if it fails)."""
+        names: list[str] = []
+
+        class _Probe:
+            @staticmethod
+            @pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
+            def scoring_register_scorers(register: RegisterScorer) -> None: ...
+
+        try:
+            module = self.entry_point.load()
+            probe = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+            probe.add_hookspecs(hookspecs)
+            probe.register(module)
+            probe.hook.scoring_register_scorers(register=lambda name, *a, **k: names.append(name))
+        except (Exception, SystemExit):  # a plugin broken on import says nothing here
+            return []
+        return names
+
+
 def _allowed_entry_points() -> set[str] | None:
     """None means all; otherwise the set of entry-point names to load."""
     raw = os.environ.get(LOAD_PLUGINS_ENV)
@@ -119,6 +153,9 @@ class PluginHost:
         self._base_dir = base_dir or Path.cwd()
         self._by_plugin_name: dict[str, PluginInfo] = {}
         self._trace = _env_flag(TRACE_PLUGINS_ENV)
+        self.filtered: list[FilteredPlugin] = []
+        self.filter_notes: list[str] = []  # e.g. SCORING_LOAD_PLUGINS naming nothing installed
+        self._loaded_refs: set[str] = set()
         self._load_entry_points()
         for ref in config_plugins:
             self._load_config_plugin(ref)
@@ -134,8 +171,24 @@ class PluginHost:
         allowed = _allowed_entry_points()
         eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         seen: dict[str, str | None] = {}
+        raw = os.environ.get(LOAD_PLUGINS_ENV, "")
         for ep in sorted(eps, key=lambda e: e.name):
-            if (allowed is not None and ep.name not in allowed) or ep.name in self._disabled:
+            reason = None
+            if allowed is not None and ep.name not in allowed:
+                reason = f"{LOAD_PLUGINS_ENV}={raw!r} does not list it"
+            elif ep.name in self._disabled:
+                reason = "the config's `disable_plugins` lists it"
+            if reason is not None:
+                dist = ep.dist
+                self.filtered.append(
+                    FilteredPlugin(
+                        ep.name,
+                        dist.name if dist is not None else None,
+                        dist.version if dist is not None else None,
+                        reason,
+                        ep,
+                    )
+                )
                 continue
             dist = ep.dist
             info = PluginInfo(
@@ -161,16 +214,26 @@ class PluginHost:
                 self._failed(info, exc, f"cannot import {ep.value!r}")
                 continue
             self._register(obj, info)
+        installed = {ep.name for ep in eps}
+        for name in sorted((allowed or set()) - installed):
+            hint = did_you_mean(name, installed)
+            self.filter_notes.append(
+                f"{LOAD_PLUGINS_ENV}={raw!r} names {name!r}, which no installed plugin is "
+                f"called{hint}"
+            )
+        for note in self.filter_notes:
+            logger.warning("%s", note)
 
     def _load_config_plugin(self, ref: str) -> None:
         info = PluginInfo(name=ref, source="config")
+        is_file = ref.endswith(".py") or "/" in ref or os.sep in ref
+        path = local_plugin_path(ref, self._base_dir) if is_file else None
+        key = str(path) if path is not None else ref
+        if key in self._loaded_refs:
+            return  # listed twice (or as x.py and ./x.py): loaded once
+        self._loaded_refs.add(key)
         try:
-            if ref.endswith(".py") or "/" in ref or os.sep in ref:
-                path = Path(ref)
-                path = path if path.is_absolute() else self._base_dir / path
-                obj = _import_file(path)
-            else:
-                obj = importlib.import_module(ref)
+            obj = _import_file(path) if path is not None else importlib.import_module(ref)
         except (Exception, SystemExit) as exc:
             self._failed(info, exc, f"cannot import plugin {ref!r} named in `plugins:`")
             return
@@ -321,10 +384,35 @@ def _dist_label(distribution: str | None, version: str | None) -> str:
     return f" ({distribution} {version})" if version else f" ({distribution})"
 
 
+def local_plugin_path(ref: str, base_dir: Path) -> Path:
+    """The file a ``plugins:`` entry names, which must sit inside the config's folder.
+
+    An absolute path, or one that leaves the folder (``../x.py``, or a symlink out of it),
+    is a :class:`ConfigError`: a config names its own plugins, not code elsewhere.
+    """
+    base = base_dir.resolve()
+    if Path(ref).is_absolute():
+        raise ConfigError(
+            f"local plugin {ref!r} is an absolute path; `plugins:` takes module names or .py "
+            f"files inside the config's folder ({base}): copy the file there, or install it "
+            "as a package and name its module"
+        )
+    path = (base / ref).resolve()
+    if not path.is_relative_to(base):
+        raise ConfigError(
+            f"local plugin {ref!r} is outside the config's folder ({base}); `plugins:` takes "
+            "module names or .py files inside that folder: move the file there, or install it "
+            "as a package and name its module"
+        )
+    return path
+
+
 def _import_file(path: Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    module_name = f"scoring_local_plugin_{path.stem}"
+    # One module per file: two folders' `plugin.py` must not share a module name.
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    module_name = f"scoring_local_plugin_{path.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path} as a Python module")
@@ -349,14 +437,33 @@ def unknown_scorer_error(
     names = sorted(host.scorers)
     listing = ", ".join(names) if names else "none (no plugin is loaded; see `scoring plugins`)"
     hint = did_you_mean(scorer, names, list_known=False)
+    for plugin in host.filtered:
+        if scorer in plugin.scorers():
+            dist = _dist_label(plugin.distribution, plugin.version)
+            return ConfigError(
+                f"scorer {scorer!r} is installed (entry point {plugin.name!r}{dist}) but "
+                f"filtered out: {plugin.reason}; add {plugin.name!r} to {LOAD_PLUGINS_ENV} "
+                "(or unset it), or take it out of `disable_plugins`"
+                + "".join(f"; {note}" for note in host.filter_notes),
+                key_path=key_path,
+                file=file,
+                line=line,
+            )
     broken = [p for p in host.plugins if p.error]
     failures = (
         "; plugins that failed to load: " + "; ".join(f"{p.name} ({p.error})" for p in broken)
         if broken
         else ""
     )
+    notes = "".join(f"; {note}" for note in host.filter_notes)
+    filtered = (
+        "; installed but filtered out: "
+        + "; ".join(f"{p.name} ({p.reason})" for p in host.filtered)
+        if host.filtered
+        else ""
+    )
     return ConfigError(
-        f"unknown scorer {scorer!r}{hint} (known scorers: {listing}){failures}",
+        f"unknown scorer {scorer!r}{hint} (known scorers: {listing}){failures}{notes}{filtered}",
         key_path=key_path,
         file=file,
         line=line,

@@ -89,9 +89,11 @@ class BatchResult:
     :ivar scorers: per-row step names (an object array of length ``n``).
     :ivar step_names: the chain's step names; ``scorer_index[i]`` indexes it
         (``-1`` for a default served by ``on_exhausted``).
+    :ivar rows: each score's row number in the input (``0..n-1`` for ``score_batch``;
+        the good rows' numbers for ``score_prepared``, the bad ones being left out).
     """
 
-    __slots__ = ("_failures", "_step_names", "defaults_used", "scorer_index", "scores")
+    __slots__ = ("_failures", "_step_names", "defaults_used", "rows", "scorer_index", "scores")
 
     def __init__(
         self,
@@ -100,8 +102,10 @@ class BatchResult:
         step_names: Sequence[str],
         failures: Sequence[StepFailure] = (),
         defaults_used: tuple[tuple[str, ...], ...] | None = None,
+        rows: npt.NDArray[np.intp] | None = None,
     ) -> None:
         self.scores = scores
+        self.rows = np.arange(scores.shape[0], dtype=np.intp) if rows is None else rows
         self.scorer_index = scorer_index
         self._step_names = tuple(step_names)
         self._failures = tuple(failures)
@@ -156,6 +160,44 @@ class BatchResult:
             kinds = out.setdefault(failure.step, {})
             kinds[failure.kind] = kinds.get(failure.kind, 0) + int(failure.rows.size)
         return out
+
+    def to_arrow(self, *, detail: bool = False) -> Any:
+        """The results as a pyarrow Table with the columns of ``scoring score``'s output:
+        ``row`` (the input row number), ``score``, ``scorer``, ``fallback_reason``.
+
+        ``fallback_reason`` is :meth:`fallback_reasons` (``detail=False``, as the CLI
+        writes it: an unavailable step reads ``"step: unavailable"``).
+        """
+        import pyarrow as pa
+
+        return pa.table(
+            {
+                "row": pa.array(self.rows, pa.int64()),
+                "score": pa.array(self.scores, pa.float64()),
+                "scorer": pa.array(self.scorers.tolist(), pa.string()),
+                "fallback_reason": pa.array(self.fallback_reasons(detail=detail), pa.string()),
+            }
+        )
+
+    def to_pandas(self, *, detail: bool = False) -> Any:
+        """The results as a pandas DataFrame: ``score``, ``scorer``, ``fallback_reason``,
+        indexed by ``row`` (the input row number, so ``frame.iloc[result.rows]`` or a
+        join on a reset index lines them up with the input). Needs pandas installed."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "BatchResult.to_pandas() needs pandas: pip install pandas "
+                "(or use to_arrow(), which needs only pyarrow)"
+            ) from None
+        return pd.DataFrame(
+            {
+                "score": self.scores,
+                "scorer": pd.array(self.scorers.tolist(), dtype=object),
+                "fallback_reason": self.fallback_reasons(detail=detail),
+            },
+            index=pd.Index(self.rows, name="row"),
+        )
 
     def __repr__(self) -> str:
         return f"BatchResult(n={len(self)}, by_scorer={self.counts_by_scorer()})"

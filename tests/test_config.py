@@ -131,7 +131,7 @@ def test_badly_typed_option_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         build(tmp_path, VALID.replace("{value: 0.75}", "{value: lots}"))
     assert info.value.key_path == "chain[0].options.value"
-    assert "valid number" in str(info.value)
+    assert "is 'lots' (text); expected a number" in str(info.value)
 
 
 def test_missing_required_key_is_named(tmp_path: Path) -> None:
@@ -337,3 +337,42 @@ def test_invalid_yaml_syntax_gives_the_line(tmp_path: Path) -> None:
 def test_exponent_floats_without_a_dot_are_numbers() -> None:
     data = load_yaml_text("a: 1e-3\nb: -2E+4\nc: 1.5e2\nd: 1e3x\n").data
     assert data == {"a": 0.001, "b": -20000.0, "c": 150.0, "d": "1e3x"}
+
+
+# -- every error of a file at once, in the user's words (issue 14 point 10, issue 20 point 10)
+
+
+def test_every_error_of_a_file_is_reported_at_once_in_plain_words(tmp_path: Path) -> None:
+    text = (
+        "features:\n"
+        "  - {name: age, min: 0, max: 1}\n"
+        "  - 5\n"
+        "  - {name: age, min: 0, max: 1}\n"
+        "chain:\n"
+        "  - {name: formula, scorer: rules, timout_ms: 5}\n"
+    )
+    path = tmp_path / "scoring.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Engine.from_yaml(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:6: chain[0].timout_ms: unknown key; did you mean")
+    assert "features[1] (line 3): is 5 (a number); expected a feature name, or a mapping" in message
+    assert "features[2].name (line 4): feature 'age' is listed twice (first at line 2)" in message
+    assert "Input should be" not in message
+    assert "FeatureSpec" not in message
+    assert "features: " not in message  # no noise from the other members of the union
+
+
+def test_sixty_thousand_unknown_keys_are_refused_within_a_second_with_a_capped_list() -> None:
+    text = VALID + "".join(f"unknown_{i}: 1\n" for i in range(60_000))
+    assert len(text.encode()) < 1024 * 1024  # under the size cap
+    started = time.thread_time()  # CPU time of this thread: a busy machine does not count
+    with pytest.raises(ConfigError) as info:
+        Engine.from_config(load_yaml_text(text, file="big.yaml").data)
+    assert time.thread_time() - started < 1.0
+    message = str(info.value)
+    assert "unknown_0: unknown key" in message
+    assert message.count("unknown key") == 20
+    assert "(and 59999 more: " in message
+    assert "59980 more not listed" in message

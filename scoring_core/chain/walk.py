@@ -163,7 +163,7 @@ class Chain:
                 ]
                 raise ChainExhaustedError(records, row=int(rows[first]))
             scores[remaining] = self.default
-        return BatchResult(scores, scorer_index, self.names, failures, defaults_used)
+        return BatchResult(scores, scorer_index, self.names, failures, defaults_used, rows)
 
     # -- one step alone ---------------------------------------------------------------------
 

@@ -52,16 +52,22 @@ def plugins(ctx: click.Context, as_json: bool, config: Path | None) -> None:
     infos = [p.as_dict() for p in host.plugins]
     failed = [info["name"] for info in infos if info["error"]]
     if as_json:
-        click.echo(json.dumps({"plugins": infos}, indent=2))
+        filtered = [
+            {"name": f.name, "distribution": f.distribution, "reason": f.reason}
+            for f in host.filtered
+        ]
+        click.echo(json.dumps({"plugins": infos, "filtered": filtered}, indent=2))
     else:
         _print_plugins(infos, failed)
+        for plugin in host.filtered:  # installed, not loaded: say so, and why (#14 point 9)
+            click.echo(f"{plugin.name}  filtered out: {plugin.reason}")
     if failed:
         sys.exit(EXIT_PROBLEM)
 
 
 def _print_plugins(infos: list[dict[str, Any]], failed: list[str]) -> None:
     if not infos:
-        click.echo("no plugins loaded (is SCORING_LOAD_PLUGINS set to ''?)")
+        click.echo("no plugins loaded")
     for info in infos:
         dist = f"{info['distribution']} {info['version']}" if info["distribution"] else "local"
         click.echo(f"{info['name']}  [{dist}] ({info['source']})")

@@ -164,6 +164,7 @@ def score_command(
         require_pyarrow,
     )
     from scoring_core.metrics.textfile import written_at_exit
+    from scoring_core.plugin_stdout import prints_to_stderr
 
     forced = output is not None  # `-o -` given: Parquet may go to a terminal
     output = STDIO if output is None else output
@@ -194,19 +195,19 @@ def score_command(
     started = time.perf_counter()
     counts = None
     experiment = None
-    if experiment_path is not None:
-        from scoring_core.experiments.experiment import Experiment
+    with contextlib.ExitStack() as stack:
+        # stdout belongs to the output: plugins print to stderr from their import on
+        stack.enter_context(prints_to_stderr(output == STDIO))
+        if experiment_path is not None:
+            from scoring_core.experiments.experiment import Experiment
 
-        experiment = Experiment.from_yaml(experiment_path)
-    closing = closing_reported(
-        experiment.control if experiment is not None else Engine.from_yaml(config)
-    )
-    with (
-        experiment if experiment is not None else contextlib.nullcontext(),
-        closing,
-        written_at_exit(closing.engine, metrics_path),
-        open_input(input_path, in_format) as reader,
-    ):
+            experiment = stack.enter_context(Experiment.from_yaml(experiment_path))
+        closing = closing_reported(
+            experiment.control if experiment is not None else Engine.from_yaml(config)
+        )
+        stack.enter_context(closing)
+        stack.enter_context(written_at_exit(closing.engine, metrics_path))
+        reader = stack.enter_context(open_input(input_path, in_format))
         engine = closing.engine
         loaded = time.perf_counter()
         process.startup_done()

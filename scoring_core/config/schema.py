@@ -6,10 +6,12 @@ unknown keys are refused, and every error names the key path and the file:line.
 
 from __future__ import annotations
 
+import ntpath
+import posixpath
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from scoring_core.config.yaml import KeyPath
 from scoring_core.errors import did_you_mean
@@ -19,8 +21,10 @@ __all__ = [
     "ExhaustedDefault",
     "FeatureSpec",
     "KeyPathError",
+    "KeyPathGroupError",
     "StepConfig",
     "check_unique_features",
+    "duplicate_name_errors",
 ]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, defer_build=True)
@@ -35,6 +39,15 @@ class KeyPathError(ValueError):
         super().__init__(message)
         self.path: KeyPath = path
         self.first = first
+
+
+class KeyPathGroupError(ValueError):
+    """Several checks across keys that failed together (each a :class:`KeyPathError`),
+    so a file's errors are all reported at once."""
+
+    def __init__(self, errors: Sequence[KeyPathError]) -> None:
+        super().__init__("; ".join(str(error) for error in errors))
+        self.errors = tuple(errors)
 
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -130,6 +143,24 @@ class WatchConfig(BaseModel):
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
+def _inside_the_folder(ref: str) -> str:
+    """A ``plugins:`` entry: a module name, or a .py file inside the config's folder."""
+    if posixpath.isabs(ref) or ntpath.isabs(ref):
+        raise ValueError(
+            f"{ref!r} is an absolute path; `plugins:` takes module names or .py files inside "
+            "the config's folder: copy the file there, or install it and name its module"
+        )
+    if posixpath.normpath(ref.replace("\\", "/")).startswith(".."):
+        raise ValueError(
+            f"{ref!r} is outside the config's folder; `plugins:` takes module names or .py "
+            "files inside it: move the file there, or install it and name its module"
+        )
+    return ref
+
+
+LocalPlugin = Annotated[str, Field(min_length=1), AfterValidator(_inside_the_folder)]
+
+
 class StepConfig(BaseModel):
     """One step of the chain: a name, the scorer it uses, and that scorer's options."""
 
@@ -168,58 +199,84 @@ class EngineConfig(BaseModel):
     deadline_ms: Milliseconds | None = None
     watch: WatchConfig | None = None
     require: list[str] = Field(default_factory=list)
-    plugins: list[str] = Field(default_factory=list)
+    plugins: list[LocalPlugin] = Field(default_factory=list)
     disable_plugins: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_cross_references(self) -> EngineConfig:
+        problems: list[KeyPathError] = []
         if self.output_range is not None and self.output_range[0] > self.output_range[1]:
-            raise KeyPathError(
-                f"output_range {list(self.output_range)} has low > high", "output_range"
+            problems.append(
+                KeyPathError(
+                    f"output_range {list(self.output_range)} has low > high", "output_range"
+                )
             )
         names = [step.name for step in self.chain]
         if "on_exhausted" in names:
-            raise KeyPathError(
-                "`on_exhausted` cannot name a step: it marks the scores served by the "
-                "on_exhausted default",
-                *("chain", names.index("on_exhausted"), "name"),
+            problems.append(
+                KeyPathError(
+                    "`on_exhausted` cannot name a step: it marks the scores served by the "
+                    "on_exhausted default",
+                    *("chain", names.index("on_exhausted"), "name"),
+                )
             )
         if self.chain[-1].circuit_breaker is not None:
-            raise KeyPathError(
-                f"the last step ({self.chain[-1].name!r}) cannot have a circuit_breaker: when it "
-                "is open nothing is left to score; put breakers on the steps before it",
-                *("chain", len(names) - 1, "circuit_breaker"),
-            )
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise KeyPathError(
-                    f"step names must be unique; {name!r} is repeated",
-                    *("chain", index, "name"),
-                    first=("chain", names.index(name), "name"),
+            problems.append(
+                KeyPathError(
+                    f"the last step ({self.chain[-1].name!r}) cannot have a circuit_breaker: "
+                    "when it is open nothing is left to score; put breakers on the steps "
+                    "before it",
+                    *("chain", len(names) - 1, "circuit_breaker"),
                 )
+            )
+        first_at: dict[str, int] = {}
+        for index, name in enumerate(names):
+            if name in first_at:
+                problems.append(
+                    KeyPathError(
+                        f"step names must be unique; {name!r} is repeated",
+                        *("chain", index, "name"),
+                        first=("chain", first_at[name], "name"),
+                    )
+                )
+            else:
+                first_at[name] = index
         for index, required in enumerate(self.require):
             if required not in names:
                 hint = did_you_mean(required, names)
-                raise KeyPathError(
-                    f"require names step {required!r}, which is not in the chain{hint}",
-                    *("require", index),
+                problems.append(
+                    KeyPathError(
+                        f"require names step {required!r}, which is not in the chain{hint}",
+                        *("require", index),
+                    )
                 )
-            if self.chain[names.index(required)].optional:
-                raise KeyPathError(
-                    f"step {required!r} is marked `optional: true` and listed in `require`; "
-                    "a step cannot be both: remove one of them",
-                    *("require", index),
+            elif self.chain[names.index(required)].optional:
+                problems.append(
+                    KeyPathError(
+                        f"step {required!r} is marked `optional: true` and listed in `require`; "
+                        "a step cannot be both: remove one of them",
+                        *("require", index),
+                    )
                 )
         if isinstance(self.on_exhausted, ExhaustedDefault) and self.output_range is not None:
             low, high = self.output_range
             if not low <= self.on_exhausted.score <= high:
-                raise KeyPathError(
-                    f"on_exhausted score {self.on_exhausted.score} is outside output_range "
-                    f"[{low:g}, {high:g}]",
-                    *("on_exhausted", "score"),
+                problems.append(
+                    KeyPathError(
+                        f"on_exhausted score {self.on_exhausted.score} is outside output_range "
+                        f"[{low:g}, {high:g}]",
+                        *("on_exhausted", "score"),
+                    )
                 )
         if isinstance(self.features, list):
-            check_unique_features(self.features, ("features",))
+            try:
+                check_unique_features(self.features, ("features",))
+            except KeyPathError as exc:
+                problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise KeyPathGroupError(problems)
         return self
 
 
@@ -234,3 +291,34 @@ def check_unique_features(features: Sequence[FeatureSpec], at: KeyPath = ()) -> 
                 first=(*at, first[feature.name], "name"),
             )
         first[feature.name] = index
+
+
+def duplicate_name_errors(data: Any) -> list[KeyPathError]:
+    """Repeated feature and step names in a raw document that failed validation elsewhere,
+    so they are reported with its other errors rather than after those are fixed."""
+    problems: list[KeyPathError] = []
+    if not isinstance(data, dict):
+        return problems
+    for key, what in (
+        ("features", "feature {!r} is listed twice"),
+        ("chain", "step names must be unique; {!r} is repeated"),
+    ):
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else item
+            if not isinstance(name, str) or (key == "chain" and not isinstance(item, dict)):
+                continue
+            if name in first:
+                problems.append(
+                    KeyPathError(
+                        what.format(name),
+                        *(key, index, "name"),
+                        first=(key, first[name], "name"),
+                    )
+                )
+            else:
+                first[name] = index
+    return problems

@@ -3,9 +3,10 @@
 A polars DataFrame becomes a pyarrow Table with ``to_arrow()`` (zero-copy for number
 columns), so both take one path. Each feature column is read by
 :func:`scoring_core.io.numbers.column_numbers`, the conversion ``scoring score`` uses
-for CSV, JSON Lines and Parquet: numbers of any width, booleans and decimals as they
-are, dictionary columns through their values, texts that read as numbers (``"0.5"``)
-too; nulls and other texts are reported per row. A column of dates, times or lists is
+for CSV, JSON Lines and Parquet: numbers of any width and decimals as they are,
+dictionary columns through their values, texts that read as numbers (``"0.5"``) too;
+nulls, booleans and other texts are reported per row. Arrow's nulls are the missing
+values; a NaN is not one. A column of dates, times or lists is
 refused, naming the column. Neither pyarrow nor polars is imported unless such an
 object is passed.
 """
@@ -40,8 +41,8 @@ def table_batch(schema: FeatureSchema, table: Any) -> PreparedBatch:
     """Check the rows of an Arrow table (or a polars frame), column by column."""
     table = _as_arrow(table)
     columns = [str(name) for name in table.schema.names]
-    check_column_names(schema, columns)
-    return columns_batch(schema, table.num_rows, columns, lambda name: _numbers(table, name))
+    features = check_column_names(schema, columns)
+    return columns_batch(schema, table.num_rows, features, lambda name: _numbers(table, name))
 
 
 def table_row(

@@ -6,16 +6,22 @@ Series (one row) are all read column by column: each feature's column becomes a
 :func:`columns_batch` lays the columns out in the engine's feature order in the
 schema's element type. The rules are the same for every kind of frame:
 
-- a column that is not a feature is refused, with did-you-mean (a typo must not be
-  ignored); a feature column that is absent takes the feature's default, or is refused;
-- a null cell takes the feature's default, or its row is an :class:`InputError` naming
-  the row and the feature (never a silent 0 or 0.5);
-- a cell that is not a number is an InputError for its row; the other rows go on.
+- a column that is not a feature (an ``id``, a label) is ignored, unless its name looks
+  like a feature's (:func:`typo_of`: a typo must not be ignored, or the feature would
+  silently take its default): then the call is refused, with did-you-mean; a feature
+  column that is absent takes the feature's default, or is refused;
+- a null cell (pandas' missing values, NaN in a float column included) takes the
+  feature's default, or its row is an :class:`InputError` naming the row and the feature
+  (never a silent 0 or 0.5);
+- a cell that is not a number (a boolean included) is an InputError for its row; the
+  other rows go on.
 """
 
 from __future__ import annotations
 
 import decimal
+import difflib
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.errors import InputError, did_you_mean
+from scoring_core.errors import InputError
+from scoring_core.features.cells import boolean_reason
 
 if TYPE_CHECKING:
     from scoring_core.features.schema import FeatureSchema, PreparedBatch
@@ -35,6 +42,7 @@ __all__ = [
     "columns_batch",
     "not_numbers",
     "one_row",
+    "typo_of",
 ]
 
 # values (NaN where null or not a number), nulls (None: there are none), and the cells
@@ -42,36 +50,62 @@ __all__ = [
 Column = tuple[npt.NDArray[Any], npt.NDArray[np.bool_] | None, list[tuple[int, str]]]
 
 _TEXT_SHOWN = 120
+# How alike a column's name and a feature's must be for the column to count as a typo
+# (difflib's ratio, on lower-case names): "user_explorationn_eagerness" is one, "user_id"
+# or "label" beside the calling-score features are not.
+TYPO_CUTOFF = 0.8
+
+
+def typo_of(column: str, names: Sequence[str]) -> str | None:
+    """The feature name ``column`` looks like a typo of (None: it looks like no feature).
+
+    Close in difflib's ratio (at least :data:`TYPO_CUTOFF`), or equal ignoring case.
+    """
+    lowered = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(column.lower(), list(lowered), n=1, cutoff=TYPO_CUTOFF)
+    return lowered[close[0]] if close else None
 
 
 def check_column_names(
     schema: FeatureSchema, columns: Sequence[str], *, what: str = "column"
-) -> None:
-    """Refuse a repeated or unknown column, or an absent feature without a default."""
+) -> list[str]:
+    """The feature columns among ``columns``; other columns are ignored.
+
+    Refuses a repeated feature column, a column whose name looks like a typo of a
+    feature's, and an absent feature without a default.
+    """
     seen: set[str] = set()
+    features: list[str] = []
     for name in columns:
-        if name in seen:
-            raise InputError(f"{what} {name!r} appears more than once; keep one", feature=name)
-        seen.add(name)
-    unknown = [c for c in columns if c not in schema.names_set]
-    if unknown:
-        hint = (
-            "; pass only the feature columns, e.g. "
-            "engine.score_batch(df[list(engine.feature_names)])"
-            if what == "column"
-            else " (the engine's features are engine.feature_names)"
-        )
-        raise InputError(
-            f"unknown {what} {unknown[0]!r}{did_you_mean(unknown[0], schema.names)}{hint}",
-            feature=unknown[0],
-        )
-    for name in schema.names:
-        if name not in seen and name not in schema.defaults:
+        if name in schema.names_set:
+            if name in seen:
+                raise InputError(f"{what} {name!r} appears more than once; keep one", feature=name)
+            seen.add(name)
+            features.append(name)
+            continue
+        typo = typo_of(name, schema.names)
+        if typo is not None:
+            hint = (
+                "; rename it, or drop it: columns that are not features are ignored unless "
+                "their name looks like a feature's, so a typo cannot go unnoticed"
+            )
             raise InputError(
-                f"{what} {name!r} is missing and the feature has no default; provide it, or "
-                "give the feature a `default:` in the feature schema",
+                f"{what} {name!r} is not a feature but looks like one; did you mean "
+                f"{typo!r}?{hint}",
                 feature=name,
             )
+    for name in schema.names:
+        if name not in seen and name not in schema.defaults:
+            none = ""
+            if not features and columns:
+                shown = ", ".join(map(repr, columns[:5])) + (", ..." if len(columns) > 5 else "")
+                none = f" (none of the {len(columns)} {what} names given, {shown}, is a feature)"
+            raise InputError(
+                f"{what} {name!r} is missing and the feature has no default{none}; provide it, "
+                "or give the feature a `default:` in the feature schema",
+                feature=name,
+            )
+    return features
 
 
 def not_numbers(name: str, kind: object) -> InputError:
@@ -84,18 +118,25 @@ def not_numbers(name: str, kind: object) -> InputError:
 
 
 def cell_numbers(cells: Sequence[Any], name: str) -> Column:
-    """Python values (an object column, a Series row) as a :data:`Column`.
+    """Python values (a pandas object column, a Series row) as a :data:`Column`.
 
-    ``None`` and pandas' ``NA`` are nulls; numbers (bools included) are taken as they
-    are; anything else, text included, is not a number (as for a mapping row).
+    pandas' missing values are nulls: ``None``, ``pd.NA``, ``NaT`` and a float NaN;
+    numbers are taken as they are; anything else (a boolean, a text) is not a number
+    (as for a mapping row).
     """
     values = np.full(len(cells), np.nan)
     missing = np.zeros(len(cells), dtype=bool)
     bad: list[tuple[int, str]] = []
     for i, cell in enumerate(cells):
-        if cell is None or _is_pandas_na(cell):
+        if (
+            cell is None
+            or _is_pandas_na(cell)
+            or (isinstance(cell, float | np.floating) and math.isnan(cell))
+        ):
             missing[i] = True
-        elif isinstance(cell, numbers.Real | np.bool_ | decimal.Decimal):
+        elif isinstance(cell, bool | np.bool_):
+            bad.append((i, boolean_reason(name, cell)))
+        elif isinstance(cell, numbers.Real | decimal.Decimal):
             try:
                 values[i] = float(cell)
             except OverflowError:
@@ -109,7 +150,7 @@ def cell_numbers(cells: Sequence[Any], name: str) -> Column:
 
 def _is_pandas_na(cell: Any) -> bool:
     kind = type(cell)
-    return kind.__name__ == "NAType" and kind.__module__.startswith("pandas")
+    return kind.__name__ in {"NAType", "NaTType"} and kind.__module__.startswith("pandas")
 
 
 def columns_batch(

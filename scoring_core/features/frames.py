@@ -1,11 +1,13 @@
 """pandas input: a DataFrame's columns, or a Series as one row, checked against the features.
 
-Every numeric dtype is read: numpy's (float16 to uint64, bool) as they are, pandas'
-nullable ones (``Int64``, ``Float64``, ``boolean``, pyarrow-backed numbers) with
-``pd.NA`` as a null, and categoricals of numbers through their categories. Nulls follow
-the rules of :mod:`scoring_core.features.columns` (the feature's default, or an error
-for that row). Dates, times and periods are refused, naming the column; text and other
-objects are refused cell by cell.
+Every numeric dtype is read: numpy's (float16 to uint64) as they are, pandas' nullable
+ones (``Int64``, ``Float64``, pyarrow-backed numbers), and categoricals of numbers
+through their categories. pandas' missing values (what ``isna()`` says: NaN in a float
+column, ``None``, ``pd.NA``) are nulls and follow the rules of
+:mod:`scoring_core.features.columns` (the feature's default, or an error for that row).
+Booleans (``bool``, ``boolean``) are not numbers: each of their cells is refused for its
+row. Dates, times and periods are refused, naming the column; text and other objects are
+refused cell by cell.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["dataframe_batch", "is_dataframe", "is_series", "series_row"]
 
-_NUMERIC_KINDS = frozenset("fiub")
+_NUMERIC_KINDS = frozenset("fiu")
 _TIME_KINDS = frozenset("mM")
 
 
@@ -51,12 +53,12 @@ def is_series(obj: Any) -> bool:
 def dataframe_batch(schema: FeatureSchema, frame: Any) -> PreparedBatch:
     """Check the rows of a pandas DataFrame, column by column, in any column order."""
     columns = [str(c) for c in frame.columns]
-    check_column_names(schema, columns)
+    features = check_column_names(schema, columns)
     position = {name: i for i, name in enumerate(columns)}
     return columns_batch(
         schema,
         len(frame),
-        columns,
+        features,
         lambda name: series_numbers(frame.iloc[:, position[name]], name),
     )
 
@@ -67,17 +69,17 @@ def series_row(
     """One row given as a pandas Series whose index holds the feature names."""
     names = [str(k) for k in series.index]
     try:
-        check_column_names(schema, names, what="feature")
+        features = check_column_names(schema, names, what="feature")
     except InputError as exc:
         hint = ""
-        if exc.feature is not None and exc.feature not in schema.names_set:
+        if not schema.names_set.intersection(names):
             hint = (
                 " (a Series row is read by its index, which must hold the feature names; "
                 "for values in feature order pass series.to_numpy())"
             )
         raise InputError.for_row(row_index, exc.reason + hint, feature=exc.feature) from None
     cells = dict(zip(names, series.tolist(), strict=True))
-    prepared = columns_batch(schema, 1, names, lambda name: cell_numbers([cells[name]], name))
+    prepared = columns_batch(schema, 1, features, lambda name: cell_numbers([cells[name]], name))
     return one_row(prepared, row_index, "Series")
 
 
@@ -85,8 +87,14 @@ def series_numbers(column: Any, name: str) -> Column:
     """One pandas column (a Series) as a :data:`Column`, whatever its dtype."""
     dtype = column.dtype
     if isinstance(dtype, np.dtype):
+        if dtype.kind == "f":
+            values = column.to_numpy()
+            missing = np.isnan(values)  # pandas' missing value in a float column
+            return values, (missing if missing.any() else None), []
         if dtype.kind in _NUMERIC_KINDS:
             return column.to_numpy(), None, []
+        if dtype.kind == "b":
+            return cell_numbers(column.tolist(), name)
         if dtype.kind in _TIME_KINDS:
             raise not_numbers(name, dtype)
         return cell_numbers(column.tolist(), name)
@@ -98,9 +106,11 @@ def series_numbers(column: Any, name: str) -> Column:
         dtype, pd.PeriodDtype | pd.IntervalDtype
     ):
         raise not_numbers(name, dtype)
-    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-        # Nullable numbers (Int64, Float64, boolean, pyarrow-backed): pd.NA is a null; a
-        # NaN that is not NA stays NaN and is refused, as in a float64 column.
+    if pd.api.types.is_bool_dtype(dtype):
+        return cell_numbers(column.astype(object).tolist(), name)
+    if pd.api.types.is_numeric_dtype(dtype):
+        # Nullable numbers (Int64, Float64, pyarrow-backed): what isna() says is a null; a
+        # NaN it does not call missing stays NaN and is refused.
         missing = np.asarray(column.isna().to_numpy(dtype=bool))
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         return values, (missing if missing.any() else None), []

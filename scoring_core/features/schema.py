@@ -5,8 +5,13 @@ checks and ranges apply in the precision the model is fed.
 
 Bad input never reaches a scorer: a missing feature without a default, an unknown
 name, NaN or infinity, a value out of range (unless the feature says ``clip``), a
-non-number, or a row of the wrong length is an :class:`InputError` that names the
-feature and the row.
+non-number (a boolean included), or a row of the wrong length is an :class:`InputError`
+that names the feature and the row.
+
+A missing value takes the feature's ``default:`` when it has one, on every path: a key
+left out of a mapping, ``None`` in a mapping or a sequence, a null in a frame (pandas'
+missing values, NaN in a float column included; Arrow and polars nulls). A NaN in a
+numpy array, a list or a mapping is not a missing value: it is refused.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import numpy.typing as npt
 from scoring_core.config.schema import FeatureSpec
 from scoring_core.errors import InputError, did_you_mean
 from scoring_core.features.arrow_tables import is_table, table_batch, table_row
+from scoring_core.features.cells import BOOLEANS, fill_missing, raise_non_number, value_error
 from scoring_core.features.columns import one_row
 from scoring_core.features.frames import dataframe_batch, is_dataframe, is_series, series_row
 
 __all__ = ["FeatureSchema", "PreparedBatch"]
 
 FloatArray = npt.NDArray[np.floating[Any]]
-_NUMERIC_KINDS = frozenset("fiub")
+_NUMERIC_KINDS = frozenset("fiu")  # booleans are not numbers
 _ROW_DTYPES = {np.dtype(np.float32): ("f", "I"), np.dtype(np.float64): ("d", "Q")}
 _PLAIN_NUMBERS = frozenset({float, int})  # packed straight to row bytes (bool is not)
 _NO_DEFAULTS: tuple[str, ...] = ()
@@ -130,21 +136,34 @@ class FeatureSchema:
             )
         else:
             values = row
-        return self._checked_bytes(self._values_bytes(values, row_index), row_index), defaults_used
+        data, filled = self._values_bytes(values, row_index)
+        return self._checked_bytes(data, row_index), self._merge_used(defaults_used, filled)
 
-    def _values_bytes(self, values: Sequence[Any], row_index: int) -> bytes:
-        """A row's values (from a mapping or a sequence) as bytes of ``dtype``.
+    def _values_bytes(self, values: Sequence[Any], row_index: int) -> tuple[bytes, tuple[str, ...]]:
+        """A row's values (from a mapping or a sequence) as bytes of ``dtype``, and the
+        features whose ``None`` took their default.
 
         The common case, ``width`` plain numbers (floats and ints), is packed straight,
-        skipping numpy: measured 3 us faster. Anything else (another type, another
-        length, a value beyond the dtype) goes through numpy, which explains what is wrong.
+        skipping numpy: measured 3 us faster. Anything else (``None``, a boolean, another
+        type, another length, a value beyond the dtype) goes through numpy, which explains
+        what is wrong.
         """
         if _PLAIN_NUMBERS.issuperset(map(type, values)):
             try:
-                return self._pack(*values)
+                return self._pack(*values), _NO_DEFAULTS
             except (OverflowError, struct.error):
                 pass
-        return self._array_bytes(self._as_array(values, row_index), values, row_index)
+        values, filled = fill_missing(self, values, row_index)
+        return self._array_bytes(self._as_array(values, row_index), values, row_index), filled
+
+    def _merge_used(self, absent: tuple[str, ...], filled: tuple[str, ...]) -> tuple[str, ...]:
+        """The features that took their default, in feature order."""
+        if not filled:
+            return absent
+        if not absent:
+            return filled
+        taken = {*absent, *filled}
+        return tuple(name for name in self.names if name in taken)
 
     def _array_bytes(
         self, array: npt.NDArray[Any], values: Sequence[Any] | None, row_index: int
@@ -161,7 +180,7 @@ class FeatureSchema:
                 "engine.feature_names",
             )
         if array.dtype.kind not in _NUMERIC_KINDS:
-            self._raise_non_number(array.tolist() if values is None else values, row_index)
+            raise_non_number(self.names, array.tolist() if values is None else values, row_index)
         return _to_dtype(array, self.dtype).tobytes()
 
     def _as_array(self, values: Sequence[Any], row_index: int) -> npt.NDArray[Any]:
@@ -169,7 +188,7 @@ class FeatureSchema:
         try:
             array = np.array(values)
         except (ValueError, TypeError):
-            self._raise_non_number(values, row_index)
+            raise_non_number(self.names, values, row_index)
             raise  # _raise_non_number always raises; this keeps type checkers informed
         if array.dtype == object and all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in values
@@ -187,7 +206,7 @@ class FeatureSchema:
                     feature=name,
                 ) from None
         if array.ndim != 1:
-            self._raise_non_number(values, row_index)
+            raise_non_number(self.names, values, row_index)
         return array
 
     def _checked_bytes(self, data: bytes, row_index: int) -> FloatArray:
@@ -264,19 +283,6 @@ class FeatureSchema:
                 )
         return values, tuple(used)
 
-    def _raise_non_number(self, values: Sequence[Any], row_index: int) -> None:
-        for position, value in enumerate(values):
-            if position >= self.width:
-                break
-            if not isinstance(value, int | float | np.number):
-                name = self.names[position]
-                raise InputError.for_row(
-                    row_index,
-                    f"feature {name!r} is {value!r} ({type(value).__name__}), not a number",
-                    feature=name,
-                )
-        raise InputError.for_row(row_index, "the values are not numbers")
-
     def _repair_or_raise(self, X: FloatArray, row_offset: int) -> FloatArray:
         """Clip what may be clipped; raise for the first remaining bad value."""
         errors = self._row_errors(X, row_offset)
@@ -297,24 +303,8 @@ class FeatureSchema:
         errors: dict[int, InputError] = {}
         for r in np.flatnonzero(bad.any(axis=1)):
             c = int(np.argmax(bad[r]))
-            errors[int(r)] = self._value_error(float(X[r, c]), c, row_offset + int(r))
+            errors[int(r)] = value_error(self, float(X[r, c]), c, row_offset + int(r))
         return errors
-
-    def _value_error(self, value: float, column: int, row: int) -> InputError:
-        name = self.names[column]
-        spec = self.specs[column]
-        if np.isnan(value):
-            what = "is NaN (missing?)"
-            todo = "fill it upstream, or give the feature a `default:` and leave it out"
-        elif np.isinf(value) or abs(value) > self.max_value:
-            what = f"is infinite or too large for a {self.dtype.itemsize * 8}-bit float"
-            todo = "send a finite number in the feature's range"
-        else:
-            # The value in full: 1.0000002 must not read as "1, outside [0, 1]".
-            shown = np.float32(value) if self.dtype == np.float32 else np.float64(value)
-            what = f"is {shown!s}, outside [{spec.min}, {spec.max}]"
-            todo = "fix the value upstream, or set `clip: true` on the feature to clip it"
-        return InputError.for_row(row, f"feature {name!r} {what}; {todo}", feature=name)
 
     # -- batches ----------------------------------------------------------------------------
 
@@ -346,7 +336,9 @@ class FeatureSchema:
             )
         if all(isinstance(r, Mapping) for r in rows):
             return self._mapping_batch(rows)
-        if all(isinstance(r, np.ndarray | list | tuple) for r in rows):
+        if all(isinstance(r, np.ndarray | list | tuple) for r in rows) and not any(
+            not BOOLEANS.isdisjoint(map(type, r)) for r in rows if type(r) is not np.ndarray
+        ):  # a boolean in a list would become 1.0 in a stacked array: row by row instead
             try:
                 array = np.array(rows)
             except (ValueError, TypeError, OverflowError):  # ragged: each row gets its message
@@ -364,6 +356,11 @@ class FeatureSchema:
             raise InputError(
                 f"expected a 2-D array of shape (n, {self.width}), got shape {array.shape}; the "
                 "column order is engine.feature_names"
+            )
+        if array.dtype.kind == "b":
+            raise InputError(
+                "the array holds booleans, which are not numbers; convert it if a number "
+                "is meant: engine.score_batch(array.astype(float))"
             )
         if array.dtype.kind not in _NUMERIC_KINDS:
             return self.row_by_row(list(array))
@@ -404,13 +401,13 @@ class FeatureSchema:
         for i, row in enumerate(rows):
             try:
                 vals, defaults_used = self._mapping_values(row, i)
-                data = self._values_bytes(vals, i)
+                data, filled = self._values_bytes(vals, i)
             except InputError as exc:
                 errors[i] = exc
                 continue
             parts.append(data)
             good.append(i)
-            used.append(defaults_used)
+            used.append(self._merge_used(defaults_used, filled))
         X = np.frombuffer(b"".join(parts), dtype=self.dtype).reshape(len(parts), self.width)
         return self.finish(X, np.array(good, dtype=np.intp), errors, used)
 

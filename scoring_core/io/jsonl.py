@@ -193,9 +193,12 @@ def _python_table(objects: list[dict[str, Any]], names: Sequence[str]) -> Any:
     for name in names:
         values = [obj.get(name) for obj in objects]
         nested = any(isinstance(v, dict | list) for v in values)
+        kinds = {type(v) for v in values if v is not None}
         try:
             if nested:
                 raise TypeError("nested values are kept as JSON text")
+            if bool in kinds and len(kinds) > 1:  # pa.array reads [0.5, true] as [0.5, 1.0]
+                raise TypeError("booleans beside other values are kept as JSON text")
             arrays.append(pa.array(values))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):  # as text
             texts = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]

@@ -1,14 +1,21 @@
 """Turning feature columns into the matrix the engine takes, value by value.
 
-One bad cell rejects one row, never the file: a text that is not a number, or a missing
-value (null, empty text) of a feature without a default, is reported for its row; the
-row is NaN in the matrix so the engine refuses it too. Texts that read as numbers
-(``"0.5"``, as every CSV cell is) are accepted.
+One bad cell rejects one row, never the file: a text that is not a number, a boolean,
+or a missing value (null, empty text) of a feature without a default, is reported for
+its row; the row is NaN in the matrix so the engine refuses it too.
+
+What a number is, the same on every path (docs/python.md, "What a number is"): numbers
+of any width and decimals; texts written as CSV tools write numbers (ASCII digits, an
+optional sign, point and exponent: ``"0.5"``, ``"1e-3"``, ``"inf"``, ``"nan"``, the
+last two then refused as values). Not numbers: booleans (a JSON ``true``, an Arrow
+boolean column), and texts only Python's ``float()`` would read (``"1_0"``, full-width
+or Arabic-Indic digits), so ``float()`` is never used on a text.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,9 +24,15 @@ import numpy.typing as npt
 
 from scoring_core.errors import DataFileError
 
-__all__ = ["column_numbers", "feature_matrix"]
+__all__ = ["boolean_cells", "column_numbers", "feature_matrix", "text_number"]
 
 _TEXT_SHOWN = 120
+# A number as CSV tools write one (and Arrow's cast reads): ASCII only, no `_`.
+_NUMBER_TEXT = re.compile(
+    r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)",
+    re.ASCII | re.IGNORECASE,
+)
+_SPACES = " \t"
 Problems = dict[int, tuple[str, str]]
 
 
@@ -56,7 +69,10 @@ def feature_matrix(
                 if name in defaults:
                     X[missing, j] = defaults[name]
                 else:
-                    message = f"feature {name!r} is empty and has no default"
+                    message = (
+                        f"feature {name!r} is missing (a null or an empty cell) and has no "
+                        "default; fill it upstream, or give the feature a `default:`"
+                    )
                     for position in np.flatnonzero(missing).tolist():
                         problems.setdefault(position, (name, message))
             for position, message in bad:
@@ -86,7 +102,9 @@ def column_numbers(
     if pa.types.is_floating(kind) or pa.types.is_integer(kind):
         missing = _nulls(column) if column.null_count else None
         return _to_numpy(column), missing, []
-    if pa.types.is_boolean(kind) or pa.types.is_decimal(kind):
+    if pa.types.is_boolean(kind):
+        return boolean_cells(column.to_pylist(), name)
+    if pa.types.is_decimal(kind):
         return column_numbers(column.cast(pa.float64()), name)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         try:  # float64: Arrow parses it faster than float32 (measured)
@@ -167,9 +185,43 @@ def _parse_texts(
         if text is None or not text.strip():
             missing[i] = True
             continue
-        try:
-            values[i] = float(text)
-        except ValueError:
+        number = text_number(text)
+        if number is None:
             shown = text if len(text) <= _TEXT_SHOWN else text[:_TEXT_SHOWN] + "..."
             bad.append((i, f"feature {name!r} is {shown!r}, not a number"))
+        else:
+            values[i] = number
     return values, (missing if missing.any() else None), bad
+
+
+def text_number(text: str) -> float | None:
+    """The number a text holds, as CSV tools read it; None when it holds none.
+
+    Only ASCII digits: ``float()`` also reads ``"1_0"`` and non-ASCII digits, which no
+    CSV tool does, so it is called only on a text that matched :data:`_NUMBER_TEXT`.
+    """
+    stripped = text.strip(_SPACES)
+    if _NUMBER_TEXT.fullmatch(stripped) is None:
+        return None
+    return float(stripped)
+
+
+def boolean_cells(
+    cells: Sequence[bool | None], name: str
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_] | None, list[tuple[int, str]]]:
+    """A boolean column: nulls are missing, and every true or false is a bad cell.
+
+    Booleans are not numbers, on every path: the row is rejected, naming the feature, so
+    a JSON ``true`` is never scored as 1.0 (whatever the rows around it hold).
+    """
+    missing = np.array([cell is None for cell in cells], dtype=bool)
+    bad = [
+        (
+            i,
+            f"feature {name!r} is {str(cell).lower()} (a boolean), not a number; "
+            "send 1 or 0 if a number is meant",
+        )
+        for i, cell in enumerate(cells)
+        if cell is not None
+    ]
+    return np.full(len(cells), np.nan), (missing if missing.any() else None), bad
