@@ -4,6 +4,7 @@ during a burst (no accepted request lost, cleanup hooks once, exit 0), and ``--w
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ def slow_chain(
     config = {
         "name": name,
         "features": FEATURES,
-        "plugins": [str(PLUGIN)],
+        "plugins": [PLUGIN.name],  # local plugins sit in the config's folder
         "chain": [
             {
                 "name": "slow",
@@ -34,6 +35,7 @@ def slow_chain(
         ],
         **extra,
     }
+    shutil.copyfile(PLUGIN, folder / PLUGIN.name)
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
