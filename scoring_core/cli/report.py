@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MissingStep",
     "ProgressBar",
+    "counts_lines",
     "summary_lines",
     "unavailable_at_start",
     "unavailable_lines",
@@ -163,6 +164,19 @@ def summary_lines(
     counts: Counts, seconds: tuple[float, float], target: OutputFiles, reader: TableReader
 ) -> list[str]:
     """The summary; ``seconds`` is (reading, scoring and writing; building the engine)."""
+    written = target.rejects if target.rejects_writer is not None else None
+    return counts_lines(counts, seconds, written, reader.notes)
+
+
+def counts_lines(
+    counts: Counts,
+    seconds: tuple[float, float],
+    rejects: str | None,
+    notes: list[str],
+    loading: str = "load the chain and open the input",
+) -> list[str]:
+    """The summary of :func:`summary_lines`, from its parts: ``rejects`` is the rejects
+    file (or folder) written, if any; ``loading`` what the second of ``seconds`` took."""
     adds_up = counts.rows_in == counts.scored + counts.rejected
     check = "the counts add up" if adds_up else "THE COUNTS DO NOT ADD UP: a bug, please report it"
     by_scorer = ", ".join(f"{name} {rows:,}" for name, rows in counts.by_scorer.items()) or "-"
@@ -178,18 +192,14 @@ def summary_lines(
     for step, kinds in counts.fallbacks.items():
         detail = ", ".join(f"{kind} {rows:,}" for kind, rows in kinds.items())
         lines.append(f"          {'':>12}  step {step!r}: {detail}")
-    written = target.rejects_writer is not None
-    lines.append(
-        f"rejected  {counts.rejected:>12,}" + (f"  -> {target.rejects}" if written else "")
-    )
+    lines.append(f"rejected  {counts.rejected:>12,}" + (f"  -> {rejects}" if rejects else ""))
     rate = counts.rows_in / seconds[0] if seconds[0] > 0 else float("inf")
     lines.append(
-        f"time      {seconds[0]:>12.2f} s  {rate:,.0f} rows/s "
-        f"(and {seconds[1]:.2f} s to load the chain and open the input)"
+        f"time      {seconds[0]:>12.2f} s  {rate:,.0f} rows/s (and {seconds[1]:.2f} s to {loading})"
     )
     peak = process.peak_memory_mb()
     if peak is not None:
         whole = "the whole process (Python and libraries too)"
         lines.append(f"memory    {peak:>12,.0f} MB  peak resident, {whole}")
-    lines.extend(f"note: {note}" for note in reader.notes)
+    lines.extend(f"note: {note}" for note in notes)
     return lines

@@ -66,12 +66,21 @@ __all__ = ["score", "score_command"]
     help="Threads that convert and score chunks (1: in the main thread).",
 )
 @click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS|local[:N]",
+    help="Run on Dask: a scheduler address, or local:N worker processes on this machine. "
+    "INPUT is then Parquet files (a glob or a folder) and OUTPUT a folder, one part per input.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on stderr (default: only when stderr is a terminal).",
 )
 @click.pass_context
-def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
+def score(
+    ctx: click.Context, /, config: Path | None, dask_address: str | None, **options: Any
+) -> None:
     """Score INPUT (CSV, JSON Lines or Parquet; - for stdin) through the chain.
 
     The output keeps the input's other columns and adds score, scorer and
@@ -82,7 +91,12 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
     it is marked `optional: true` or --allow-unavailable is given.
     """
     with errors_reported(debug_of(ctx)), unavailable_steps_reported_here(ctx):
-        code = score_command(config=config_path(config), **options)
+        if dask_address is not None:
+            from scoring_core.cli.score_cluster import score_on_dask
+
+            code = score_on_dask(dask_address, config=config_path(config), **options)
+        else:
+            code = score_command(config=config_path(config), **options)
     sys.exit(code)
 
 
