@@ -60,6 +60,7 @@ __all__ = [
 _PREFIX = "scoring-core-"
 _registered: dict[int, set[str]] = {}  # id(client) -> plugin names registered through it
 _last: dict[int, str] = {}  # id(client) -> the plugin name of the latest job
+_by_config: dict[Path, str] = {}  # a config's resolved path -> the plugin name of its latest job
 
 
 class EnginePlugin(WorkerPlugin):
@@ -94,8 +95,9 @@ def _engine_here(name: str) -> Engine:
     return engine
 
 
-def _register(client: Any, bundle: JobBundle) -> str:
+def _register(client: Any, bundle: JobBundle, config: str | Path) -> str:
     plugin = EnginePlugin(bundle)
+    _by_config[Path(config).resolve()] = plugin.name
     names = _registered.setdefault(id(client), set())
     if plugin.name not in names:
         client.register_plugin(plugin)
@@ -110,7 +112,7 @@ def start_engines(config: str | Path, *, client: Any | None = None) -> None:
     client = _client(client)
     bundle, engine = bundle_for(config)
     engine.close()
-    _register(client, bundle)
+    _register(client, bundle, config)
 
 
 def _client(client: Any | None) -> Any:
@@ -164,7 +166,7 @@ def score_dataframe(ddf: Any, config: str | Path, *, client: Any | None = None) 
     bundle, engine = bundle_for(config)
     with engine:
         check_frame_columns(engine, ddf.columns)
-    name = _register(client, bundle)
+    name = _register(client, bundle, config)
     meta = _with_results(ddf._meta, _empty_results())
     return ddf.map_partitions(_score_partition, name, meta=meta)
 
@@ -191,9 +193,9 @@ def diagnostics(config: str | Path | None = None, *, client: Any | None = None) 
     step unavailable on some worker."""
     client = _client(client)
     if config is not None:
-        bundle, engine = bundle_for(config)
-        engine.close()
-        name = f"{_PREFIX}{bundle.key}"
+        name = _by_config.get(Path(config).resolve(), "")
+        if not name:
+            raise RuntimeError(f"no scoring job of {config} has run on this client yet")
     elif id(client) in _last:
         name = _last[id(client)]
     else:
@@ -212,7 +214,7 @@ def local_client(workers: int) -> Any:
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port for the HTTP server; no dashboard
         scheduler_kwargs={"dashboard": False},
         silence_logs=logging.WARNING,
     )
@@ -249,7 +251,7 @@ def score_files(
     rejects folder, committed only when every task succeeded."""
     bundle, engine = bundle_for(config)
     engine.close()
-    name = _register(client, bundle)
+    name = _register(client, bundle, config)
     folders = JobFolders.create(output, rejects)
     parts = part_names(list(inputs))
     try:

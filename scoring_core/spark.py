@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["diagnostics", "score_dataframe"]
 
 _shipped: dict[tuple[int, str], str] = {}  # (id(SparkContext), bundle key) -> file name
-_accumulators: dict[str, Any] = {}  # bundle key -> the latest job's accumulator
-_latest: list[str] = []
+_accumulators: dict[Path, Any] = {}  # a config's resolved path -> its latest job's accumulator
+_latest: list[Path] = []
 _archives = tempfile.mkdtemp(prefix="scoring-core-spark-")
 
 
@@ -135,8 +135,8 @@ def score_dataframe(df: Any, config: str | Path) -> Any:
     spark_context = df.sparkSession.sparkContext
     file_name = _ship(spark_context, bundle)
     reports = spark_context.accumulator({}, _WorkerReports())
-    _accumulators[bundle.key] = reports
-    _latest[:] = [bundle.key]
+    _accumulators[Path(config).resolve()] = reports
+    _latest[:] = [Path(config).resolve()]
     config_name, digest = bundle.config_name, bundle.digest
 
     def score_batches(batches: Iterator[Any]) -> Iterator[Any]:
@@ -176,15 +176,9 @@ def diagnostics(config: str | Path | None = None) -> ClusterSummary:
     job): rows each step served across the cluster and per worker process, fallbacks by
     kind, rejected rows, and each step unavailable on some worker. Read it after an action
     (``.write``, ``.count()``, ``.collect()``) has run the job."""
-    if config is not None:
-        bundle, engine = bundle_for(config)
-        engine.close()
-        key = bundle.key
-    elif _latest:
-        key = _latest[0]
-    else:
+    if config is None and not _latest:
         raise RuntimeError("no scoring job has run yet; call score_dataframe first")
-    accumulator = _accumulators.get(key)
+    accumulator = _accumulators.get(Path(config).resolve() if config is not None else _latest[0])
     if accumulator is None:
         raise RuntimeError(f"no scoring job of {config} has run yet; call score_dataframe first")
     return ClusterSummary.from_diagnostics(

@@ -106,7 +106,10 @@ def score_arrow(engine: Engine, table: Any, source: str = "partition") -> tuple[
         scores[good] = result.scores
         valid[good] = True
         for position, name, reason in zip(
-            good.tolist(), result.scorers.tolist(), result.fallback_reasons(), strict=True
+            good.tolist(),
+            result.scorers.tolist(),
+            result.fallback_reasons(detail=False),
+            strict=True,
         ):
             scorers[position] = name
             fallbacks[position] = reason
