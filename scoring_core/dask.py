@@ -61,6 +61,7 @@ _PREFIX = "scoring-core-"
 _registered: dict[int, set[str]] = {}  # id(client) -> plugin names registered through it
 _last: dict[int, str] = {}  # id(client) -> the plugin name of the latest job
 _by_config: dict[Path, str] = {}  # a config's resolved path -> the plugin name of its latest job
+_started: dict[tuple[int, Path], str] = {}  # (id(client), config) -> plugin of start_engines
 
 
 class EnginePlugin(WorkerPlugin):
@@ -112,7 +113,7 @@ def start_engines(config: str | Path, *, client: Any | None = None) -> None:
     client = _client(client)
     bundle, engine = bundle_for(config)
     engine.close()
-    _register(client, bundle, config)
+    _started[(id(client), Path(config).resolve())] = _register(client, bundle, config)
 
 
 def _client(client: Any | None) -> Any:
@@ -248,10 +249,16 @@ def score_files(
     chunk_rows: int = 65_536,
 ) -> tuple[Counts, ClusterSummary, JobFolders]:
     """Score Parquet ``inputs`` into the folder ``output`` (one part per input) and the
-    rejects folder, committed only when every task succeeded."""
-    bundle, engine = bundle_for(config)
-    engine.close()
-    name = _register(client, bundle, config)
+    rejects folder, committed only when every task succeeded.
+
+    The engines :func:`start_engines` built for ``config`` on this client serve the job
+    (their files were packed then); otherwise the files are packed and shipped now.
+    """
+    name = _started.get((id(client), Path(config).resolve()), "")
+    if not name or _by_config.get(Path(config).resolve()) != name:
+        bundle, engine = bundle_for(config)
+        engine.close()
+        name = _register(client, bundle, config)
     folders = JobFolders.create(output, rejects)
     parts = part_names(list(inputs))
     try:
@@ -265,7 +272,7 @@ def score_files(
                 kept,
                 chunk_rows,
                 pure=False,
-                key=f"scoring-file-{index:05d}-{part}-{bundle.key}-{folders.staging.name}",
+                key=f"scoring-file-{index:05d}-{part}-{name}-{folders.staging.name}",
             )
             for index, (path, part) in enumerate(zip(inputs, parts, strict=True))
         ]

@@ -95,6 +95,11 @@ def score_on_dask(
 
     if output == STDIO:
         raise click.UsageError("with --dask, -o names an output folder (one part per input)")
+    formats = {name: _local_only.get(name) for name in ("fmt", "input_format", "output_format")}
+    for name, given in formats.items():
+        if given is not None and given.lower() not in ("parquet", "pq"):
+            option = "--format" if name == "fmt" else f"--{name.replace('_', '-')}"
+            raise click.UsageError(f"--dask reads and writes Parquet only, not {option} {given}")
     inputs = input_files(input_path)
     started = time.perf_counter()
     with Engine.from_yaml(config) as engine:
@@ -128,16 +133,28 @@ def score_on_dask(
         client.close()
         if cluster is not None:
             cluster.close()
-    ready_here = {step.name for step in missing}
+    broken_here = {step.name for step in missing}
+    on_workers: dict[str, list[str]] = {}
     for item in summary.unavailable:
-        if item.step not in ready_here:
-            ready_here.add(item.step)
-            why = f"on worker {item.worker}: {item.reason}"
-            missing.append(MissingStep(item.step, why, optional.get(item.step, False)))
+        if item.step not in broken_here:
+            on_workers.setdefault(item.step, []).append(f"{item.worker}: {item.reason}")
+    worker_lines = []
+    for name, where_why in on_workers.items():
+        which = "optional step" if optional.get(name) else "step"
+        worker_lines.append(
+            f"{which} {name!r} was unavailable on {len(where_why)} of {len(summary.workers)} "
+            f"worker(s) ({'; '.join(where_why)}); their rows went to the next step."
+        )
+        missing.append(MissingStep(name, where_why[0], optional.get(name, False)))
     rejects = str(folders.rejects) if counts.rejected else None
     notes = [f"{len(inputs)} input file(s) scored on {where}; output parts in {folders.output}"]
     lines = [
-        *unavailable_lines(missing, counts, allowed=allow_unavailable),
+        *unavailable_lines(
+            [step for step in missing if step.name not in on_workers],
+            counts,
+            allowed=allow_unavailable,
+        ),
+        *worker_lines,
         *counts_lines(
             counts,
             (done - loaded, loaded - started),
