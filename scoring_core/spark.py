@@ -52,7 +52,7 @@ __all__ = ["diagnostics", "score_dataframe"]
 _shipped: dict[tuple[int, str], str] = {}  # (id(SparkContext), bundle key) -> file name
 _accumulators: dict[Path, Any] = {}  # a config's resolved path -> its latest job's accumulator
 _latest: list[Path] = []
-_archives = tempfile.mkdtemp(prefix="scoring-core-spark-")
+_archives: list[str] = []  # the driver's folder of archives to ship, made at the first job
 
 
 class _WorkerReports(AccumulatorParam[dict[str, Any]]):
@@ -117,7 +117,9 @@ def _result_schema(schema: Any) -> Any:
 def _ship(spark_context: Any, bundle: JobBundle) -> str:
     key = (id(spark_context), bundle.key)
     if key not in _shipped:
-        path = bundle.write_archive(_archives)
+        if not _archives:
+            _archives.append(tempfile.mkdtemp(prefix="scoring-core-spark-"))
+        path = bundle.write_archive(_archives[0])
         spark_context.addFile(str(path))
         _shipped[key] = path.name
     return _shipped[key]
