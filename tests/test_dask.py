@@ -266,6 +266,7 @@ def test_a_worker_killed_mid_job_leaves_no_partial_output_and_the_job_completes(
     )
     assert no_temporary_files(tmp_path / "out") == []
     assert os.listdir(tmp_path / "out.rejects") == []
+    client.wait_for_workers(2, timeout=120)  # the killed worker's nanny restarts it
 
 
 def test_a_failed_job_leaves_no_output_folder(client: Any, tmp_path: Path) -> None:
@@ -301,3 +302,28 @@ def test_the_cli_refuses_what_a_dask_run_cannot_do(tmp_path: Path) -> None:
     result = run_cli(*["score", str(tmp_path / "*.parquet"), "-o", "out", "--dask", "local:2"])
     assert result.exit_code == 2
     assert "no files match" in result.stderr
+
+
+def test_the_cli_names_the_worker_that_could_not_load_a_step_and_exits_1(
+    client: Any, tmp_path: Path
+) -> None:
+    step = {
+        "name": "model",
+        "scorer": "broken_on_one_worker",
+        "options": {"claim": str(tmp_path / "claimed"), "driver_pid": os.getpid()},
+    }
+    config = fault_project(tmp_path / "project", step)
+    write_parts(fault_rows(2000), tmp_path / "in", 4)
+    client.wait_for_workers(2, timeout=120)
+
+    result = run_cli(
+        *["score", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--dask",
+          client.scheduler.address, "-c", str(config)]
+    )  # fmt: skip
+
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("step 'model' was unavailable on 1 of 2 worker(s) (tcp://")
+    assert "cannot read the model file on this worker" in lines[0]
+    assert lines[1].split()[:6] == ["rows", "in", "2,000", "=", "2,000", "scored"]
+    assert (tmp_path / "out" / "_scoring.json").exists()  # the output is written all the same
