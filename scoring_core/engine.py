@@ -42,6 +42,7 @@ from scoring_core.observe.snapshot import ChainSnapshot
 from scoring_core.plugins import PluginHost
 from scoring_core.resilience.watch import FileWatcher
 from scoring_core.results import BatchResult, ScoreResult
+from scoring_core.scorer import WatchesFiles
 
 __all__ = ["DEFAULT_CHAIN_NAME", "Engine", "StepRun"]
 
@@ -317,6 +318,15 @@ class Engine:
                 else:
                     outcome[candidate.name] = f"unavailable: {candidate.reload_error}"
         return outcome
+
+    def loaded_files(self) -> tuple[Path, ...]:
+        """The files the loaded steps read (each scorer's ``watched_files()``: a model and
+        its external data), so a distributed job can ship them with its config."""
+        files: list[Path] = []
+        for step in self._chain.steps:
+            if isinstance(step.scorer, WatchesFiles):
+                files.extend(Path(path) for path in step.scorer.watched_files())
+        return tuple(dict.fromkeys(files))
 
     def diagnostics(self) -> dict[str, Any]:
         """A JSON-serialisable picture of the engine, its steps and plugins."""

@@ -77,3 +77,19 @@ def test_bench_experiment_prints_what_an_experiment_adds_per_row() -> None:
     assert "returning units" in out
     assert "new units" in out
     assert "added us (paired median)" in out
+
+
+def test_bench_distributed_prints_the_dask_ratio_and_the_time_to_first_row(
+    tmp_path: Path,
+) -> None:
+    """The Dask half only: the Spark half starts a session of its own (tests/test_spark.py
+    runs Spark already)."""
+    out = run_benchmark(
+        "bench_distributed.py", "--rows", "4000", "--files", "2", "--repeat", "1",
+        "--engines", "dask", "--workdir", str(tmp_path),
+    )  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0].startswith("4,000 rows in 2 Parquet files")
+    assert any(line.startswith("scoring score, file by file") for line in lines)
+    dask_line = next(line for line in lines if line.startswith("--dask local:2"))
+    assert dask_line.split()[-2:][1] == "s"  # the time to first row, in seconds

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MissingStep",
     "ProgressBar",
+    "counts_lines",
     "summary_lines",
     "unavailable_at_start",
     "unavailable_lines",
@@ -255,6 +256,30 @@ def summary_lines(
     chain's first step). ``failures`` counts, per step, the rows it failed: a row that
     fell back twice fails two steps, so the failures can add up to more than the rows.
     """
+    written = target.rejects if target.rejects_writer is not None else None
+    return counts_lines(
+        counts,
+        seconds,
+        written,
+        reader.notes,
+        first_step=first_step,
+        unwritten=target.rejects is None,
+    )
+
+
+def counts_lines(
+    counts: Counts,
+    seconds: tuple[float, float],
+    rejects: str | None,
+    notes: list[str],
+    loading: str = "load the chain and open the input",
+    *,
+    first_step: str | None = None,
+    unwritten: bool = False,
+) -> list[str]:
+    """The summary of :func:`summary_lines`, from its parts: ``rejects`` is the rejects
+    file (or folder) written, if any (``unwritten``: none was asked for, the output being
+    a stream); ``loading`` what the second of ``seconds`` took."""
     adds_up = counts.rows_in == counts.scored + counts.rejected
     check = "the counts add up" if adds_up else "THE COUNTS DO NOT ADD UP: a bug, please report it"
     by_scorer = ", ".join(f"{name} {rows:,}" for name, rows in counts.by_scorer.items()) or "-"
@@ -279,19 +304,17 @@ def summary_lines(
     for step, kinds in counts.fallbacks.items():
         detail = ", ".join(f"{kind} {rows:,}" for kind, rows in kinds.items())
         lines.append(f"          {'':>12}  step {step!r}: {detail}")
-    written = target.rejects_writer is not None
-    where = f"  -> {target.rejects}" if written else ""
-    if target.rejects is None and counts.rejected:
+    where = f"  -> {rejects}" if rejects else ""
+    if unwritten and counts.rejected:
         where = "  not written: the output is a stream; pass --rejects FILE to keep them"
     lines.append(f"rejected  {counts.rejected:>12,}{where}")
     rate = counts.rows_in / seconds[0] if seconds[0] > 0 else float("inf")
     lines.append(
-        f"time      {seconds[0]:>12.2f} s  {rate:,.0f} rows/s "
-        f"(and {seconds[1]:.2f} s to load the chain and open the input)"
+        f"time      {seconds[0]:>12.2f} s  {rate:,.0f} rows/s (and {seconds[1]:.2f} s to {loading})"
     )
     peak = process.peak_memory_mb()
     if peak is not None:
         whole = "the whole process (Python and libraries too)"
         lines.append(f"memory    {peak:>12,.0f} MB  peak resident, {whole}")
-    lines.extend(f"note: {note}" for note in reader.notes)
+    lines.extend(f"note: {note}" for note in notes)
     return lines

@@ -88,6 +88,13 @@ __all__ = ["score", "score_command"]
     help="Threads that convert and score chunks (1: in the main thread).",
 )
 @click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS|local[:N]",
+    help="Run on Dask: a scheduler address, or local:N worker processes on this machine. "
+    "INPUT is then Parquet files (a glob or a folder) and OUTPUT a folder, one part per input.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress on stderr: a bar on a terminal, a plain line every few seconds otherwise "
@@ -95,7 +102,9 @@ __all__ = ["score", "score_command"]
 )
 @logging_options
 @click.pass_context
-def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
+def score(
+    ctx: click.Context, /, config: Path | None, dask_address: str | None, **options: Any
+) -> None:
     """Score INPUT (CSV, JSON Lines or Parquet; - for stdin) through the chain.
 
     The output keeps the input's other columns and adds score, scorer and
@@ -109,7 +118,13 @@ def score(ctx: click.Context, /, config: Path | None, **options: Any) -> None:
         if options.get("experiment_path"):
             if config is not None:
                 raise click.UsageError("give --experiment or --config, not both")
+            if dask_address is not None:
+                raise click.UsageError("--experiment runs on this machine; leave out --dask")
             code = score_command(config=Path(options["experiment_path"]), **options)
+        elif dask_address is not None:
+            from scoring_core.cli.score_cluster import score_on_dask
+
+            code = score_on_dask(dask_address, config=config_path(config), **options)
         else:
             code = score_command(config=config_path(config), **options)
     sys.exit(code)
