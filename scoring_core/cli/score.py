@@ -141,7 +141,7 @@ def score_command(
     keep: str | None,
     rejects_path: str | None,
     fail_on_reject: bool,
-    fail_on_empty: bool,
+    fail_on_empty: bool = False,
     allow_unavailable: bool,
     chunk_rows: int,
     workers: int,
