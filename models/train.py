@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+import threadpoolctl
 import yaml
 from onnx import helper, numpy_helper
 from skl2onnx import convert_sklearn
@@ -373,8 +374,11 @@ def onnx_predict(onx: onnx.ModelProto | bytes | str | Path, X: np.ndarray) -> np
     """Run an ONNX model (proto, bytes or path) with onnxruntime; returns shape (n,)."""
     if isinstance(onx, onnx.ModelProto):
         onx = onx.SerializeToString()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
     session = ort.InferenceSession(
-        onx if isinstance(onx, bytes) else str(onx), providers=["CPUExecutionProvider"]
+        onx if isinstance(onx, bytes) else str(onx), options, providers=["CPUExecutionProvider"]
     )
     (out,) = session.run(None, {session.get_inputs()[0].name: np.asarray(X, np.float32)})
     return np.asarray(out, dtype=np.float32).reshape(-1)
@@ -433,6 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write N generated rows as CSV to --sample-out",
     )
     parser.add_argument("--sample-seed", type=int, default=8)
+    parser.add_argument(
+        "--update-config",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="rewrite the sha256 pin of the onnx step that serves the written model in this "
+        "config (e.g. scoring.yaml); without it the pin is only checked and reported",
+    )
     parser.add_argument(
         "--sample-out", type=Path, default=MODELS_DIR.parent / "examples" / "calling_sample.csv"
     )
@@ -588,6 +600,7 @@ def run_training(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     card_path = args.out / CARD_FILENAME
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {model_path} (sha256 {sha256}) and {card_path}")
+    report_pin(model_path, sha256, args.update_config)
     print(
         f"test  ({split.test} rows): R^2 {ev.test['r2']:.4f}, pearson {ev.test['pearson']:.4f}, "
         f"MAE {ev.test['mae']:.5f}, RMSE {ev.test['rmse']:.5f} "
@@ -601,6 +614,44 @@ def run_training(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     return card
 
 
+def pinned_steps(config: Path, model_path: Path) -> list[tuple[str, str | None]]:
+    """(step name, pinned sha256 or None) of each onnx step of ``config`` serving ``model_path``."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    found = []
+    for step in data.get("chain") or []:
+        options = step.get("options") or {}
+        if step.get("scorer") != "onnx" or "model" not in options:
+            continue
+        served = Path(options["model"])
+        served = served if served.is_absolute() else config.parent / served
+        if served.resolve() == model_path.resolve():
+            found.append((str(step.get("name")), options.get("sha256")))
+    return found
+
+
+def report_pin(model_path: Path, sha256: str, update: Path | None) -> None:
+    """Say whether the shipped config's sha256 pin matches the written model; with
+    ``update``, rewrite the pin of that config in place (its text, comments kept)."""
+    config = update if update is not None else MODELS_DIR.parent / "scoring.yaml"
+    if not config.is_file():
+        return
+    for step, pinned in pinned_steps(config, model_path):
+        if pinned is None:
+            print(f"{config}: step {step!r} pins no sha256; nothing to update")
+        elif pinned == sha256:
+            print(f"{config}: step {step!r} pins this sha256 already; nothing to update")
+        elif update is not None and pinned is not None:
+            text = config.read_text(encoding="utf-8")
+            config.write_text(text.replace(str(pinned), sha256, 1), encoding="utf-8")
+            print(f"{config}: step {step!r} now pins sha256 {sha256} (was {pinned})")
+        else:
+            print(
+                f"{config}: step {step!r} pins sha256 {pinned}, not this model's {sha256}, so "
+                "`scoring check` would show it unavailable. Update `sha256:` there, or run "
+                f"again with --update-config {config}"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: train and write the model and card, and/or write the sample CSV."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -608,7 +659,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     names = load_feature_names(args.features)
     if not args.skip_train:
-        run_training(args, names)
+        # One BLAS thread (and one onnxruntime thread, in onnx_predict): nothing in the
+        # result can depend on how work is split between threads.
+        with threadpoolctl.threadpool_limits(limits=1):
+            run_training(args, names)
     if args.sample:
         path = write_sample(args.sample_out, args.sample, args.sample_seed, names)
         print(f"wrote {args.sample} sample rows (seed {args.sample_seed}) to {path}")

@@ -130,6 +130,11 @@ class ScorerContext:
     :ivar base_dir: the folder relative paths resolve against (the YAML file's folder).
     :ivar output_range: ``(low, high)`` when the config sets ``output_range``.
     :ivar logger: a logger named after the step.
+    :ivar timeout_s: the step's ``timeout_ms`` in seconds, or None.
+    :ivar load_timeout_s: how long the engine waits for the scorer to load (its factory
+        and the step's self-test), the step's ``load_timeout_s``. The engine abandons a
+        load past it; a scorer that runs long work of its own at load (the onnx scorer's
+        embedded self-test) should stop that work by then.
     """
 
     name: str
@@ -139,6 +144,8 @@ class ScorerContext:
     base_dir: Path
     output_range: tuple[float, float] | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("scoring_core"))
+    timeout_s: float | None = None
+    load_timeout_s: float | None = None
 
     def resolve_path(self, path: str | Path) -> Path:
         """Resolve ``path`` against the YAML file's folder (absolute paths stay as they are)."""

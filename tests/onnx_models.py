@@ -22,8 +22,10 @@ __all__ = [
     "write_external_data_model",
     "write_int64_input_model",
     "write_linear_model",
+    "write_long_node_model",
     "write_nan_above_model",
     "write_slow_model",
+    "write_slow_self_test_model",
     "write_two_input_model",
     "write_weights",
 ]
@@ -234,5 +236,66 @@ def write_slow_model(path: Path, n_features: int, *, width: int = 1024, layers: 
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [BATCH, n_features])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH, 1])],
         initializer=initializers,
+    )
+    return _save(graph, path)
+
+
+def write_slow_self_test_model(
+    path: Path,
+    feature_names: Sequence[str],
+    *,
+    rows: int = 2000,
+    layers: int = 200,
+) -> Path:
+    """:func:`write_slow_model` carrying an embedded self-test that runs for tens of seconds.
+
+    ``rows`` golden rows go through ``layers`` wide MatMuls (about 0.1 s a layer for
+    2000 rows here): a self-test that, for a test, never ends. Stopping it between two nodes
+    (``RunOptions.terminate``) works; nothing else does.
+    """
+    n = len(feature_names)
+    write_slow_model(path, n, layers=layers)
+    model = onnx.load(str(path))
+    golden = {
+        "rows": np.full((rows, n), 0.5).tolist(),
+        "expected": [0.5] * rows,
+        "tolerance": 1.0,
+    }
+    metadata = {
+        "scoring_core.feature_names": json.dumps(list(feature_names)),
+        "scoring_core.self_test": json.dumps(golden),
+    }
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def write_long_node_model(path: Path, n_features: int, *, size: int = 3072) -> Path:
+    """The row mean, after one node that runs for about a second: a ``size`` x ``size``
+    MatMul of a matrix expanded from the input (so nothing can fold it at load).
+
+    onnxruntime checks ``RunOptions.terminate`` only between nodes, so a cancelled call
+    runs to the end of that MatMul.
+    """
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+            helper.make_node("Expand", ["total", "square"], ["big"]),
+            helper.make_node("MatMul", ["big", "big"], ["product"]),
+            helper.make_node("ReduceMean", ["product"], ["level"], keepdims=0),
+            helper.make_node("Mul", ["level", "zero"], ["nothing"]),
+            helper.make_node("MatMul", ["x", "w"], ["mean"]),
+            helper.make_node("Add", ["mean", "nothing"], ["y"]),
+        ],
+        "long_node",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [BATCH, n_features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH, 1])],
+        [
+            numpy_helper.from_array(np.array([size, size], np.int64), "square"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+            numpy_helper.from_array(mean_weights(n_features).reshape(n_features, 1), "w"),
+        ],
     )
     return _save(graph, path)

@@ -9,6 +9,9 @@ import csv
 import hashlib
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -238,3 +241,59 @@ def test_a_tiny_training_run_produces_a_model_the_engine_loads_and_serves(
     assert step["details"]["self_test"].startswith("passed")
     assert set(batch.scorers) == {"neural"}
     np.testing.assert_allclose(batch.scores, run_onnx(model_path, X).reshape(-1), atol=1e-6)
+
+
+# -- reproducible regeneration (issue 14, point 2) ----------------------------------------------
+
+
+def _run_pipeline(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """models/train.py as models/README.md runs it, on a small data set, in a process."""
+    args = ["--seed", "7", "--rows", "3000", "--max-iter", "8", "--fresh-rows", "500"]
+    return subprocess.run(
+        [sys.executable, str(MODELS / "train.py"), *args, "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+
+
+@pytest.mark.slow
+def test_the_pipeline_run_twice_writes_the_same_bytes_and_prints_their_sha256(
+    tmp_path: Path,
+) -> None:
+    first = _run_pipeline(tmp_path / "a")
+    second = _run_pipeline(tmp_path / "b")
+    a = (tmp_path / "a" / "calling_score_model.onnx").read_bytes()
+    b = (tmp_path / "b" / "calling_score_model.onnx").read_bytes()
+    assert a == b
+    digest = hashlib.sha256(a).hexdigest()
+    assert f"(sha256 {digest})" in first.stdout
+    assert f"(sha256 {digest})" in second.stdout
+
+
+@pytest.mark.slow
+def test_update_config_rewrites_the_pin_so_scoring_check_serves_the_new_model(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "models"
+    shutil.copytree(MODELS, out, ignore=shutil.ignore_patterns("*.onnx", "__pycache__"))
+    config = tmp_path / "scoring.yaml"
+    shutil.copy(ROOT / "scoring.yaml", config)
+    before = config.read_text(encoding="utf-8")
+    done = _run_pipeline(out, "--update-config", str(config))
+    digest = hashlib.sha256((out / "calling_score_model.onnx").read_bytes()).hexdigest()
+    assert f"step 'neural' now pins sha256 {digest}" in done.stdout
+    after = config.read_text(encoding="utf-8")
+    assert digest in after
+    assert after.count("\n") == before.count("\n")  # comments and layout kept
+    check = subprocess.run(
+        [sys.executable, "-m", "scoring_core", "check", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SCORING_LOAD_PLUGINS": "onnx,rules"},
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "neural" in check.stdout

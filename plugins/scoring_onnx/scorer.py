@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,22 @@ from scoring_onnx.session import create_session, import_onnxruntime
 from scoring_onnx.signature import column_input_names, plan_feed, plan_output
 from scoring_onnx.staging import staged
 
-__all__ = ["OnnxScorer"]
+__all__ = ["OnnxScorer", "self_test_bound"]
+
+
+def self_test_bound(ctx: ScorerContext, load_started: float) -> tuple[float, str] | None:
+    """How long the embedded self-test may run: the step's timeout_ms (it is one call of
+    the model), but no longer than what is left of its load_timeout_s since the load
+    started (``load_started``, ``time.monotonic()``); None when the context sets neither."""
+    bounds = []
+    if ctx.timeout_s is not None:
+        bounds.append((ctx.timeout_s, "the step's timeout_ms"))
+    if ctx.load_timeout_s is not None:
+        left = max(0.0, ctx.load_timeout_s - (time.monotonic() - load_started))
+        bounds.append(
+            (left, f"what was left of the step's load_timeout_s, {ctx.load_timeout_s:g} s")
+        )
+    return min(bounds) if bounds else None
 
 
 class OnnxScorer:
@@ -72,6 +88,7 @@ class OnnxScorer:
         return names if names is not None else column_input_names(session)
 
     def __init__(self, ctx: ScorerContext) -> None:
+        load_started = time.monotonic()
         options = ctx.options
         if not isinstance(options, OnnxOptions):
             options = OnnxOptions.model_validate(
@@ -167,7 +184,9 @@ class OnnxScorer:
             "inter_op_threads": options.inter_op_threads,
             "graph_optimization_level": options.graph_optimization_level,
         }
-        self._description["self_test"] = self._run_self_test(metadata, len(ctx.feature_names), path)
+        self._description["self_test"] = self._run_self_test(
+            metadata, len(ctx.feature_names), path, self_test_bound(ctx, load_started)
+        )
         if providers.dropped:
             ctx.logger.warning(
                 "%s: onnxruntime dropped requested provider(s) %s; running on %s",
@@ -271,13 +290,40 @@ class OnnxScorer:
             f"the onnx scorer of step {self.name!r} is closed; it cannot score any more"
         )
 
-    def _run_self_test(self, metadata: dict[str, str], width: int, path: Path) -> str:
-        """Score the golden rows the model carries; refuse the model if it misses them."""
+    def _run_self_test(
+        self, metadata: dict[str, str], width: int, path: Path, bound: tuple[float, str] | None
+    ) -> str:
+        """Score the golden rows the model carries; refuse the model if it misses them.
+
+        ``bound`` is (seconds, what sets them): past it the run's ``RunOptions.terminate``
+        is set, onnxruntime stops at the end of the node it is in, and the model is refused.
+        """
         golden = golden_rows(metadata, width, path)
         if golden is None:
             return "none in the model"
         rows, expected, tolerance = golden
-        got = self.score(np.asarray(rows, dtype=self.input_dtype)).astype(np.float64)
+        run_options = self._run_options_type()
+        timer = None
+        if bound is not None:
+            timer = threading.Timer(bound[0], setattr, (run_options, "terminate", True))
+            timer.daemon = True
+            timer.start()
+        try:
+            scores = self.score(np.asarray(rows, dtype=self.input_dtype), run_options)
+        except Exception as exc:
+            if bound is None or not run_options.terminate:
+                raise
+            raise OnnxLoadError(
+                f"model {path}: its embedded self-test ({len(rows)} golden rows) did not finish "
+                f"within {bound[0] * 1e3:g} ms ({bound[1]}); onnxruntime was told to stop it "
+                "(RunOptions.terminate) and the model is refused. Score fewer or cheaper "
+                "golden rows, or raise the bound.",
+                path=path,
+            ) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+        got = scores.astype(np.float64)
         misses = [
             f"row {i}: expected {want:.6g}, got {have:.6g}"
             for i, (want, have) in enumerate(zip(expected, got.tolist(), strict=True))

@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from scoring_core.chain.step import ScorerSlot, Step
 from scoring_core.errors import EngineClosedError, StepTimeoutError, exception_text
-from scoring_core.resilience.timeouts import Watchdog
+from scoring_core.resilience.timeouts import ThreadedRunner, Watchdog
 
 __all__ = ["FALLBACK_LOG_INTERVAL_S", "Failure", "StepCaller", "raised_text"]
 
@@ -241,7 +241,7 @@ class StepCaller:
         try:
             if budget is None:
                 return slot.scorer.score(X)
-            if slot.cancellable:
+            if slot.cancellable and not step.strict:
                 scorer = slot.scorer
                 token = scorer.cancel_token()
                 watch = self.watchdog.watch(budget, token, scorer.cancel)
@@ -255,9 +255,27 @@ class StepCaller:
                     self.watchdog.finish(watch)
             if step.runner is None:
                 return slot.scorer.score(X)  # a deadline alone never moves a step to a thread
+            if slot.cancellable:  # strict: abandoned at the deadline, and told to stop
+                return self._call_strict(step.runner, slot.scorer, X, budget)
             return step.runner.call(slot.scorer.score, X, budget)
         except StepTimeoutError as exc:
             raise _StepFailedError("timeout", str(exc)) from None
+
+    @staticmethod
+    def _call_strict(runner: ThreadedRunner, scorer: Any, X: Any, budget: float) -> Any:
+        """``timeout_mode: strict`` for a cancellable scorer: the call runs on a worker
+        thread and the caller waits at most ``budget``; past it the call is abandoned and
+        its token cancelled, so the scorer stops at its next chance (onnxruntime: the end
+        of the node it is in) instead of running to the end."""
+        token = scorer.cancel_token()
+        try:
+            return runner.call(lambda rows: scorer.score(rows, token), X, budget)
+        except StepTimeoutError:
+            try:
+                scorer.cancel(token)
+            except Exception as exc:
+                logger.debug("cancel() of an abandoned call raised %s", exception_text(exc))
+            raise
 
     # -- bookkeeping --------------------------------------------------------------------------
 

@@ -181,6 +181,8 @@ def build_steps(
             base_dir=where.base_dir,
             output_range=config.output_range,
             logger=logging.getLogger(f"scoring_core.step.{step_config.name}"),
+            timeout_s=None if step_config.timeout_ms is None else step_config.timeout_ms / 1e3,
+            load_timeout_s=step_config.load_timeout_s,
         )
         steps.append(
             Step(

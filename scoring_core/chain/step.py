@@ -17,7 +17,7 @@ from scoring_core.observe.counters import StepCounters
 from scoring_core.observe.snapshot import ModelIdentity, StepView
 from scoring_core.plugins import ScorerRegistration
 from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from scoring_core.resilience.timeouts import ThreadedRunner
+from scoring_core.resilience.timeouts import ThreadedRunner, join_at_exit
 from scoring_core.scorer import (
     Scorer,
     ScorerContext,
@@ -134,6 +134,19 @@ class LoadOutcome:
     config_error: ConfigError | None = None
 
 
+class _PendingLoad:
+    """One load running on its own thread; whoever comes second (the loader finishing,
+    or the step giving up at its load timeout) decides what happens to the scorer."""
+
+    __slots__ = ("abandoned", "done", "lock", "outcome")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.abandoned = False
+        self.outcome: LoadOutcome | None = None
+
+
 class Step:
     """One configured step: loads its scorer and keeps its status and counters."""
 
@@ -161,6 +174,9 @@ class Step:
         self.config_error: ConfigError | None = None
         self.closed = False
         self.timeout_s = None if config.timeout_ms is None else config.timeout_ms / 1e3
+        # strict: even a cancellable scorer runs on a worker thread, abandoned at the deadline
+        self.strict = self.timeout_s is not None and config.timeout_mode == "strict"
+        self.load_timeout_s = config.load_timeout_s
         breaker = config.circuit_breaker
         self.breaker = (
             None
@@ -176,6 +192,7 @@ class Step:
             )
         )
         self.guarded = self.timeout_s is not None or self.breaker is not None or chain_deadline
+        # created with timeout_ms; it starts threads only for a call that needs one
         self.runner = (
             ThreadedRunner(self.name, on_abandoned=lambda: self.counters.count("abandoned_calls"))
             if self.timeout_s is not None
@@ -193,6 +210,58 @@ class Step:
         return READY if self.slot is not None else UNAVAILABLE
 
     def _load_new(self) -> LoadOutcome:
+        """Load a scorer on a thread of its own, waiting at most ``load_timeout_s``.
+
+        Nothing can stop Python code (or a native call) running in another thread, so a
+        load past its bound is abandoned: the step reports why, and the scorer the load
+        builds, if it ever finishes, is closed at once.
+        """
+        pending = _PendingLoad()
+        started = time.perf_counter()
+        loader = threading.Thread(
+            target=self._load_on_thread,
+            args=(pending,),
+            name=f"load-step-{self.name}",
+            daemon=True,
+        )
+        loader.start()
+        finished = pending.done.wait(self.load_timeout_s)
+        with pending.lock:
+            outcome = pending.outcome
+            if not finished and outcome is None:
+                pending.abandoned = True
+        if outcome is not None:
+            return outcome
+        self.counters.count("abandoned_loads")
+        join_at_exit(loader)
+        return LoadOutcome(
+            None,
+            f"loading took longer than load_timeout_s ({self.load_timeout_s:g} s), so it "
+            "was abandoned: its thread cannot be stopped and runs on until the scorer's "
+            "code returns (the scorer is closed then). Set the step's load_timeout_s if "
+            "this model needs longer to load",
+            time.perf_counter() - started,
+        )
+
+    def _load_on_thread(self, pending: _PendingLoad) -> None:
+        try:
+            outcome = self._load_and_test()
+        except BaseException as exc:  # never lose the load's end: the step waits for it
+            outcome = LoadOutcome(None, exception_text(exc), 0.0)
+        with pending.lock:
+            abandoned = pending.abandoned
+            if not abandoned:
+                pending.outcome = outcome
+        if abandoned and outcome.scorer is not None:
+            logger.warning(
+                "step %r: an abandoned load finished after %.1f s; closing its scorer",
+                self.name,
+                outcome.seconds,
+            )
+            close_scorer(outcome.scorer, self.name)
+        pending.done.set()
+
+    def _load_and_test(self) -> LoadOutcome:
         started = time.perf_counter()
         try:
             scorer = self.registration.factory(self.context)
@@ -308,7 +377,10 @@ class Step:
             self.reason = "closed"
         errors = [s.close_after(wait_s) for s in (*self._retired, slot) if s is not None]
         if self.runner is not None:
-            self.runner.shutdown()
+            # strict mode's abandoned calls were told to stop: give them the time to (a
+            # process exiting while onnxruntime runs in a thread can abort); calls that
+            # cannot be stopped are not waited for
+            self.runner.shutdown(wait_s if self.strict else 0.0)
         found = [e for e in errors if e is not None]
         if len(found) > 1:
             return ExceptionGroup(f"closing step {self.name!r}", found)
@@ -337,7 +409,11 @@ class Step:
             data["last_reload_error"] = self.reload_error
         if self.timeout_s is not None:
             data["timeout_ms"] = self.timeout_s * 1e3
+            data["timeout_mode"] = self.config.timeout_mode
             data["cancellable"] = slot.cancellable if slot is not None else None
+        data["load_timeout_s"] = self.load_timeout_s
+        if counters.event("abandoned_loads"):
+            data["abandoned_loads"] = counters.event("abandoned_loads")
         if self.runner is not None:
             data["abandoned_calls"] = counters.event("abandoned_calls")
         if self.breaker is not None:

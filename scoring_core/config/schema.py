@@ -170,6 +170,12 @@ class StepConfig(BaseModel):
     scorer: Annotated[str, Field(min_length=1)]
     options: dict[str, Any] = Field(default_factory=dict)
     timeout_ms: Milliseconds | None = None
+    # cooperative: a cancellable scorer (onnx) is stopped between two of its operations;
+    # strict: the call runs on a worker thread the caller stops waiting for at the deadline.
+    timeout_mode: Literal["cooperative", "strict"] = "cooperative"
+    # How long loading the scorer (and its self-tests) may take before the step is
+    # reported unavailable; the load's thread is abandoned then.
+    load_timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] = 30.0
     circuit_breaker: BreakerConfig | None = None
     self_test: SelfTestConfig | None = None
     # A step allowed to be missing: `scoring score` does not fail a run it never served.
@@ -241,6 +247,16 @@ class EngineConfig(BaseModel):
                 )
             else:
                 first_at[name] = index
+        for index, step in enumerate(self.chain):
+            if step.timeout_mode == "strict" and step.timeout_ms is None:
+                problems.append(
+                    KeyPathError(
+                        f"step {step.name!r} sets `timeout_mode: strict` without `timeout_ms`; "
+                        "strict mode bounds each call by timeout_ms: add it, or remove "
+                        "timeout_mode",
+                        *("chain", index, "timeout_mode"),
+                    )
+                )
         for index, required in enumerate(self.require):
             if required not in names:
                 hint = did_you_mean(required, names)

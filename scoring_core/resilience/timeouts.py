@@ -13,10 +13,16 @@ Two mechanisms, chosen per step when the engine is built:
   returns, and its late result is dropped.
 
 Steps without ``timeout_ms`` (and no chain ``deadline_ms``) use neither.
+
+Loads are bounded the same way (``load_timeout_s``): a load past it is abandoned on its
+thread. At exit the process waits up to :data:`EXIT_WAIT_S` for abandoned loads still
+running, because a process that exits while onnxruntime runs in another thread can abort
+("terminate called without an active exception").
 """
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
@@ -25,7 +31,27 @@ from typing import Any
 
 from scoring_core.errors import StepTimeoutError
 
-__all__ = ["ThreadedRunner", "Watchdog"]
+__all__ = ["EXIT_WAIT_S", "ThreadedRunner", "Watchdog", "join_at_exit"]
+
+EXIT_WAIT_S = 10.0
+_at_exit: list[threading.Thread] = []
+_at_exit_lock = threading.Lock()
+
+
+def join_at_exit(thread: threading.Thread) -> None:
+    """Have the process wait (at most :data:`EXIT_WAIT_S` in all) for ``thread`` at exit."""
+    with _at_exit_lock:
+        _at_exit[:] = [t for t in _at_exit if t.is_alive()]
+        _at_exit.append(thread)
+
+
+@atexit.register
+def _join_abandoned() -> None:
+    ends = time.monotonic() + EXIT_WAIT_S
+    with _at_exit_lock:
+        threads = list(_at_exit)
+    for thread in threads:
+        thread.join(max(0.0, ends - time.monotonic()))
 
 
 class _Watch:
@@ -134,6 +160,7 @@ class ThreadedRunner:
         self._lock = threading.Lock()
         self._idle = 0
         self._workers = 0
+        self._threads: list[threading.Thread] = []
         self._stopped = False
 
     def call(self, fn: Callable[[Any], Any], X: Any, budget_s: float) -> Any:
@@ -143,9 +170,12 @@ class ThreadedRunner:
                 self._idle -= 1
             else:
                 self._workers += 1
-                threading.Thread(
+                worker = threading.Thread(
                     target=self._work, name=f"step-{self._name}-{self._workers}", daemon=True
-                ).start()
+                )
+                self._threads = [t for t in self._threads if t.is_alive()]
+                self._threads.append(worker)
+                worker.start()
         self._calls.put(task)
         if not task.done.wait(budget_s):
             if self._on_abandoned is not None:
@@ -170,9 +200,16 @@ class ThreadedRunner:
                     return
                 self._idle += 1
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_s: float = 0.0) -> bool:
+        """Stop the idle workers; wait up to ``wait_s`` for the busy ones (abandoned calls)
+        to return. True when no worker is left running."""
         with self._lock:
             self._stopped = True
             idle, self._idle = self._idle, 0
+            threads = list(self._threads)
         for _ in range(idle):
             self._calls.put(None)
+        ends = time.monotonic() + wait_s
+        for thread in threads:
+            thread.join(max(0.0, ends - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)

@@ -16,6 +16,9 @@ import pydantic
 import pytest
 import scoring_rules
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scoring_rules import FormulaError, RulesOptions, RulesScorer
 from scoring_rules.formula import CHUNK_ROWS
 from scoring_rules.resolve import resolve
@@ -699,3 +702,44 @@ def test_engine_reports_a_misspelt_feature_as_a_config_error_at_its_yaml_line(
     assert caught.value.key_path == "chain[0].options.terms[1].mean"
     assert caught.value.line == line
     assert "did you mean 'context'?" in str(caught.value)
+
+
+# -- a row's score does not depend on its batch (issue 20, point 14) ---------------------------
+
+_FEATURE_VALUES = st.floats(0.0, 1.0, width=32, allow_subnormal=False)
+
+
+@settings(max_examples=60)
+@given(
+    batch=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 300), st.just(len(NAMES))),
+        elements=_FEATURE_VALUES,
+    ),
+    data=st.data(),
+)
+def test_each_row_scored_alone_equals_the_same_row_inside_any_batch_exactly(
+    batch: np.ndarray, data: st.DataObject
+) -> None:
+    scorer = make_scorer()
+    together = scorer.score(batch)
+    index = data.draw(st.integers(0, batch.shape[0] - 1))
+    alone = scorer.score(np.ascontiguousarray(batch[index : index + 1]))
+    assert alone[0] == together[index]  # exactly, not within a tolerance
+    sub_start = data.draw(st.integers(0, index))
+    part = scorer.score(np.ascontiguousarray(batch[sub_start : index + 1]))
+    assert part[-1] == together[index]
+
+
+def test_engine_score_equals_score_batch_for_every_row_across_chunks() -> None:
+    X = rows(2 * CHUNK_ROWS + 5, seed=7)
+    with engine_for(
+        [{"name": "formula", "scorer": "rules", "options": FORMULA}], features=list(NAMES)
+    ) as engine:
+        batch = engine.score_batch(X).scores
+        picks = [0, 1, 2, 999, CHUNK_ROWS - 1, CHUNK_ROWS, 2 * CHUNK_ROWS + 4]
+        picks += list(range(0, X.shape[0], 97))
+        alone = np.array([engine.score(X[i]).score for i in picks])
+        np.testing.assert_array_equal(alone, batch[picks])
+        # and the same rows in a batch of another size (another BLAS kernel, before)
+        np.testing.assert_array_equal(engine.score_batch(X[:3]).scores, batch[:3])
