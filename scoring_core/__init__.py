@@ -28,9 +28,10 @@ from scoring_core.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
-    from scoring_core.results import BatchResult, Fallback, ScoreResult
+    from scoring_core.results import BatchResult, Fallback, Provenance, ScoreResult
     from scoring_core.scorer import (
         DeclaresInputDtype,
+        DescribesModel,
         RegisterScorer,
         Scorer,
         ScorerContext,
@@ -47,6 +48,7 @@ _LAZY = {
     "Engine": "scoring_core.engine",
     "BatchResult": "scoring_core.results",
     "Fallback": "scoring_core.results",
+    "Provenance": "scoring_core.results",
     "ScoreResult": "scoring_core.results",
     "RegisterScorer": "scoring_core.scorer",
     "Scorer": "scoring_core.scorer",
@@ -56,6 +58,7 @@ _LAZY = {
     "SupportsDescribe": "scoring_core.scorer",
     "SuppliesFeatureNames": "scoring_core.scorer",
     "DeclaresInputDtype": "scoring_core.scorer",
+    "DescribesModel": "scoring_core.scorer",
     "WatchesFiles": "scoring_core.scorer",
 }
 
@@ -65,11 +68,13 @@ __all__ = [
     "ConfigError",
     "DataFileError",
     "DeclaresInputDtype",
+    "DescribesModel",
     "Engine",
     "EngineClosedError",
     "Fallback",
     "InputError",
     "PluginError",
+    "Provenance",
     "RegisterScorer",
     "ScoreResult",
     "Scorer",

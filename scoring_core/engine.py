@@ -74,6 +74,8 @@ class Engine:
         )
         self.base_dir = base_dir
         self.config_file = where.config_file
+        self._name = where.chain_name
+        self._config_sha256 = where.config_sha256
         self._host = PluginHost(
             config_plugins=config.plugins,
             disabled=config.disable_plugins,
@@ -97,6 +99,8 @@ class Engine:
             clock=clock,
             is_closed=lambda: self._closed,
             counters=self._counters,
+            name=self._name,
+            config_sha256=self._config_sha256,
         )
         self._watcher: FileWatcher | None = None
         try:
@@ -164,6 +168,17 @@ class Engine:
         )
 
     # -- public attributes ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The chain's name: the YAML's ``name:``, else the config file's stem
+        (``scoring.yaml`` -> ``scoring``), else ``default``."""
+        return self._name
+
+    @property
+    def config_sha256(self) -> str:
+        """The sha256 of the config file (of the mapping's canonical JSON for from_config)."""
+        return self._config_sha256
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -300,7 +315,9 @@ class Engine:
         output_range = self._config.output_range
         return {
             "engine": {
+                "name": self._name,
                 "config_file": self.config_file,
+                "config_sha256": self._config_sha256,
                 "closed": self._closed,
                 "features": len(self._schema.names),
                 "output_range": list(output_range) if output_range else None,

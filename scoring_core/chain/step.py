@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -17,7 +18,9 @@ from scoring_core.observe.counters import StepCounters
 from scoring_core.plugins import ScorerRegistration
 from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from scoring_core.resilience.timeouts import ThreadedRunner
+from scoring_core.results import Provenance
 from scoring_core.scorer import (
+    DescribesModel,
     Scorer,
     ScorerContext,
     SupportsCancel,
@@ -51,14 +54,18 @@ class ScorerSlot:
         "dtype",
         "error",
         "lock",
+        "provenance",
         "retired",
         "scorer",
         "step_name",
     )
 
-    def __init__(self, scorer: Any, step_name: str) -> None:
+    def __init__(self, scorer: Any, step_name: str, provenance: Provenance | None = None) -> None:
         self.scorer = scorer
         self.step_name = step_name
+        # What this scorer stamps on every score it gives: built once, here, never per row,
+        # and never changed, so a score carries the slot that really scored it.
+        self.provenance = provenance
         self.cancellable = isinstance(scorer, SupportsCancel)
         # The rows' element type this scorer takes (DeclaresInputDtype), float32 unless it
         # says float64; the engine converts rows checked in the other type.
@@ -144,11 +151,21 @@ class Step:
         required: bool = False,
         clock: Callable[[], float] = time.monotonic,
         chain_deadline: bool = False,
+        chain: str = "default",
+        config_sha256: str | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
         self.registration = registration
-        self.context = context
+        # A scorer choosing among candidates (model versions) checks each with the step's
+        # self-test, so it serves one that passes.
+        self.context = (
+            context
+            if config.self_test is None
+            else dataclasses.replace(context, self_test=self._self_test)
+        )
+        self.chain = chain
+        self.config_sha256 = config_sha256
         self.required = required
         self.counters = StepCounters()
         self.slot: ScorerSlot | None = None
@@ -257,7 +274,7 @@ class Step:
                 extra={UNAVAILABLE_RECORD: self.name},
             )
             return
-        self.slot = ScorerSlot(outcome.scorer, self.name)
+        self.slot = self._slot_for(outcome.scorer)
         logger.info(
             "step %r (scorer %r) loaded in %.1f ms",
             self.name,
@@ -287,7 +304,7 @@ class Step:
         if self.closed:  # the engine closed while the new scorer was loading
             close_scorer(outcome.scorer, self.name)
             return False
-        old, self.slot = self.slot, ScorerSlot(outcome.scorer, self.name)
+        old, self.slot = self.slot, self._slot_for(outcome.scorer)
         self.reason, self.load_seconds, self.reload_error = None, outcome.seconds, None
         if old is not None:
             old.retire()
@@ -295,6 +312,32 @@ class Step:
             self._retired = [s for s in self._retired if not s.done.is_set() or s.error]
             self._retired.append(old)
         return True
+
+    def _slot_for(self, scorer: Any) -> ScorerSlot:
+        return ScorerSlot(scorer, self.name, self.provenance_of(scorer))
+
+    def provenance_of(self, scorer: Any) -> Provenance:
+        """What ``scorer`` stamps on its scores: the chain, this step, the model it serves."""
+        identity: Any = {}
+        if isinstance(scorer, DescribesModel):
+            try:
+                identity = scorer.model_identity()
+            except Exception as exc:
+                logger.warning(
+                    "step %r: model_identity() raised %s; its scores carry no model version",
+                    self.name,
+                    exception_text(exc),
+                )
+        version = identity.get("model_version")
+        sha256 = identity.get("model_sha256")
+        return Provenance(
+            chain=self.chain,
+            step=self.name,
+            scorer=self.registration.name,
+            model_version=None if version is None else str(version),
+            model_sha256=None if sha256 is None else str(sha256),
+            config_sha256=self.config_sha256,
+        )
 
     def close(self, wait_s: float = 5.0) -> Exception | None:
         """Close the scorer once, after the calls in flight (at most ``wait_s``)."""
@@ -345,6 +388,8 @@ class Step:
                     counters.event(f"breaker_{state}") for state in (OPEN, HALF_OPEN, CLOSED)
                 ),
             }
+        if slot is not None and slot.provenance is not None:
+            data["provenance"] = slot.provenance.as_dict()
         if slot is not None and isinstance(slot.scorer, SupportsDescribe):
             try:
                 data["details"] = slot.scorer.describe()

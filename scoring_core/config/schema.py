@@ -154,6 +154,8 @@ class EngineConfig(BaseModel):
 
     model_config = _STRICT
 
+    # The chain's name (provenance, metrics, the served model); None: the file's stem.
+    name: str | None = None
     # None: the features come from the first step whose model names its inputs.
     features: Annotated[list[FeatureSpec], Field(min_length=1)] | str | None = None
     output_range: tuple[FiniteFloat, FiniteFloat] | None = None
