@@ -67,13 +67,15 @@ def score_table(
     chunk_rows: int,
     workers: int,
     progress: Progress | None = None,
+    provenance: bool = False,
 ) -> Counts:
     """Score every chunk of ``reader`` into ``target``; the files are kept only on success.
 
     One thread reads ahead, ``workers`` threads turn chunks into numbers and score them
     (onnxruntime, numpy and pyarrow release the GIL, so they run side by side), and one
     writes behind; the chunks are written in input order. ``kept`` are the input columns
-    copied to the output and the rejects file; ``progress`` hears the rows read so far.
+    copied to the output and the rejects file; ``progress`` hears the rows read so far;
+    ``provenance`` adds the provenance columns (what produced each score).
     """
     check_columns(reader, engine)
     features = engine.feature_names
@@ -89,7 +91,8 @@ def score_table(
         except ChainExhaustedError as exc:
             # the same error, numbered by the input's row instead of the chunk's
             raise ChainExhaustedError(exc.fallbacks, row=int(chunk.rows[exc.row])) from None
-        return output_table(chunk, kept, prepared, result), chunk, rejects, result
+        out = output_table(chunk, kept, prepared, result, provenance=provenance)
+        return out, chunk, rejects, result
 
     chunks = reader.chunks([*features, *kept], chunk_rows, numeric=features)
     counts = Counts()

@@ -57,6 +57,12 @@ __all__ = ["score", "score_command"]
     is_flag=True,
     help="Exit 0 even when a step (not marked `optional: true`) could not load.",
 )
+@click.option(
+    "--provenance",
+    is_flag=True,
+    help="Add what produced each score: chain, step_scorer, model_version, model_sha256, "
+    "config_sha256.",
+)
 @chunk_rows_option
 @click.option(
     "--workers",
@@ -101,6 +107,7 @@ def score_command(
     chunk_rows: int,
     workers: int,
     progress: bool | None,
+    provenance: bool = False,
 ) -> int:
     """``scoring score``: score a file, print the summary on stderr, return the exit code."""
     from scoring_core import process
@@ -156,6 +163,7 @@ def score_command(
                 chunk_rows=chunk_rows,
                 workers=workers,
                 progress=bar,
+                provenance=provenance,
             )
         except ChainExhaustedError as exc:
             click.echo(f"error: {exc}; no output was written", err=True)
