@@ -192,7 +192,9 @@ def list_command(ctx: click.Context, config: Path, step_name: str | None, as_jso
             pinned = "yes" if v["pinned_sha256"] else "-"
             labels = ", ".join(v["labels"]) or "-"
             checks = (
-                f"passed ({v['self_test']})" if v["checks_passed"] else f"FAILED: {v['reason']}"
+                f"passed, self-test {v['self_test']}"
+                if v["checks_passed"]
+                else f"FAILED: {v['reason']}"
             )
             click.echo(f"  {v['version']:>7}  {sha:<16}  {pinned:<6}  {labels:<16}  {checks}")
         dangling = sorted(
