@@ -353,3 +353,32 @@ def test_provenance_of_a_default_and_of_a_step_without_a_model(tmp_path: Path) -
     }
     assert set(b.provenance) == {"formula"}
     assert r.as_dict()["provenance"] == r.provenance.as_dict()
+
+
+def test_features_left_out_come_from_the_newest_version_that_opens(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    write_version(folder, 1)
+    truncate(write_version(folder, 2))
+    data = config(folder)
+    del data["features"]
+    with Engine.from_config(data) as engine:
+        assert engine.feature_names == FEATURES
+        assert served_version(engine) == 1
+
+
+def test_with_step_version_names_another_version_of_one_step(tmp_path: Path) -> None:
+    """The building block of a canary: the same config, one step on another version."""
+    from scoring_core.models import with_step_version
+
+    folder = tmp_path / "m"
+    write_version(folder, 1)
+    write_version(folder, 2)
+    write_labels(folder, {"stable": 1, "canary": 2}, {})
+    base = config(folder, version="stable")
+    canary = with_step_version(base, "neural", "canary")
+    assert base["chain"][0]["options"]["version"] == "stable"  # type: ignore[index]
+    with Engine.from_config(base) as stable, Engine.from_config(canary) as candidate:
+        assert stable.score(ROWS[0]).provenance.model_version == "1"  # type: ignore[union-attr]
+        assert candidate.score(ROWS[0]).provenance.model_version == "2"  # type: ignore[union-attr]
+    with pytest.raises(scoring_core.ConfigError, match="no step 'other'"):
+        with_step_version(base, "other", 2)

@@ -55,16 +55,26 @@ class OnnxScorer:
             options = OnnxOptions.model_validate(options)
         path = Path(options.model).expanduser()
         path = path if path.is_absolute() else base_dir / path
-        sha256 = options.sha256 if isinstance(options.sha256, str) else None
-        if path.is_dir():  # the names of the version that would be tried first
-            first = plan_versions(path, options).candidates[0]
-            path, sha256 = first.path, first.sha256
-        model_file = check_model_file(path, sha256=sha256, max_bytes=options.max_model_bytes)
+        if not path.is_dir():
+            sha256 = options.sha256 if isinstance(options.sha256, str) else None
+            return cls._names_in(path, sha256, options.max_model_bytes)
+        # a folder of versions: the names of the first version, in the order tried, that opens
+        errors: list[OnnxLoadError] = []
+        for candidate in plan_versions(path, options).candidates:
+            try:
+                return cls._names_in(candidate.path, candidate.sha256, options.max_model_bytes)
+            except OnnxLoadError as exc:
+                errors.append(exc)
+        raise errors[0]
+
+    @staticmethod
+    def _names_in(path: Path, sha256: str | None, max_bytes: int) -> tuple[str, ...] | None:
+        model_file = check_model_file(path, sha256=sha256, max_bytes=max_bytes)
         ort = import_onnxruntime()
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            with staged(model_file, (), options.max_model_bytes) as (source, _):
+            with staged(model_file, (), max_bytes) as (source, _):
                 session = ort.InferenceSession(
                     source, session_options, providers=["CPUExecutionProvider"]
                 )

@@ -9,7 +9,6 @@ version that passes; each move is appended to the history file beside the labels
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from scoring_core.models import (
     read_labels,
     rollback_target,
     version_folders,
+    with_step_version,
     write_labels,
 )
 
@@ -161,9 +161,8 @@ def check_version(config: Path, step: VersionedStep, version: int) -> VersionChe
     if folder is None:
         check.reason = f"{step.model_dir} has no version folder {version}/"
         return check
-    data = copy.deepcopy(source.data)
+    data = with_step_version(source.data, step.name, version)
     config_step = data["chain"][step.index]
-    config_step["options"] = {**config_step.get("options", {}), "version": version}
     for key in ("circuit_breaker", "optional"):
         config_step.pop(key, None)
     data["chain"] = [config_step]

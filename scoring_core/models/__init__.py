@@ -25,6 +25,7 @@ from scoring_core.models.labels import (
     version_folders,
     write_labels,
 )
+from scoring_core.models.overrides import with_step_version
 
 __all__ = [
     "HISTORY_FILE",
@@ -39,5 +40,6 @@ __all__ = [
     "read_labels",
     "rollback_target",
     "version_folders",
+    "with_step_version",
     "write_labels",
 ]
