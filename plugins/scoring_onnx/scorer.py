@@ -98,7 +98,6 @@ class OnnxScorer:
         path = ctx.resolve_path(options.model)
         self._versions: VersionPlan | None = None
         self._version: int | None = None
-        self._root = path
         if not path.is_dir():
             single_file_options(options, path)
             self._load(
@@ -115,8 +114,18 @@ class OnnxScorer:
                     raise OnnxLoadError(
                         f"model {candidate.path}: the step's {problem}", path=candidate.path
                     )
-            except OnnxLoadError as exc:
+            except Exception as raised:
                 self.close()
+                # anything a version raises is that version's failure, not the step's
+                exc = (
+                    raised
+                    if isinstance(raised, OnnxLoadError)
+                    else OnnxLoadError(
+                        f"model {candidate.path}: loading it raised "
+                        f"{type(raised).__name__}: {raised}",
+                        path=candidate.path,
+                    )
+                )
                 failures.append((candidate.version, exc))
                 if len(plan.candidates) > 1:
                     ctx.logger.warning(
