@@ -90,7 +90,10 @@ def raw_session(config_path: Path) -> Any:
 
     source = load_yaml_file(config_path)
     step = next(s for s in parse_config(source).chain if s.scorer == "onnx")
-    model = config_path.parent / step.options["model"]
+    # The file the engine serves: `model:` may name a folder of versions and a label.
+    with Engine.from_yaml(config_path) as engine:
+        [details] = [s["details"] for s in engine.diagnostics()["steps"] if s["name"] == step.name]
+    model = Path(details["path"])
     options = ort.SessionOptions()
     if step.options.get("intra_op_threads"):
         options.intra_op_num_threads = step.options["intra_op_threads"]
@@ -170,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     def break_model(data: dict[str, Any]) -> None:
         data["chain"][0]["options"]["model"] = "models/no-such-model.onnx"
         data["chain"][0]["options"].pop("sha256", None)
+        data["chain"][0]["options"].pop("version", None)
 
     def only_rules(data: dict[str, Any]) -> None:
         data["chain"] = [s for s in data["chain"] if s["scorer"] == "rules"]

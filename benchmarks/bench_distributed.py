@@ -42,7 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "scoring.yaml"
-MODEL = ROOT / "models" / "calling_score_model.onnx"
+MODEL = ROOT / "models" / "calling_score" / "1" / "model.onnx"
 
 
 def write_inputs(folder: Path, rows: int, files: int, features: tuple[str, ...]) -> list[str]:

@@ -1,7 +1,7 @@
 """`scoring serve` against the floor of HTTP + JSON + ONNX Runtime, and MLServer.
 
 Servers, each a process of its own on this machine, all with the same model
-(models/calling_score_model.onnx) and the same Open Inference Protocol JSON request:
+(models/calling_score/1/model.onnx) and the same Open Inference Protocol JSON request:
 
   (a) `scoring serve scoring.yaml` (one worker);
   (b) a minimal Starlette endpoint on uvicorn (httptools, uvloop) that parses the JSON,
@@ -37,7 +37,7 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "calling_score_model.onnx"
+MODEL = ROOT / "models" / "calling_score" / "1" / "model.onnx"
 SCORING = str(Path(sys.executable).with_name("scoring"))
 
 FLOOR_APP = textwrap.dedent(

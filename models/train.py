@@ -2,8 +2,12 @@
 
 Regenerate the shipped model, its card and the sample data (from the repository root)::
 
-    python models/train.py --seed 7 --rows 100000 --out models/ \
+    python models/train.py --seed 7 --rows 100000 --out models/calling_score/1/ \
         --sample 3000 --sample-seed 8 --sample-out examples/calling_sample.csv
+
+``--out`` is a version folder of the versioned layout (``models/calling_score/<N>/``, see
+docs/models.md): a new model goes into a new number, and a label is moved to it with
+``scoring models promote``.
 
 The feature order is read from ``models/calling_score_features.yaml`` (the single source
 of truth); nothing here repeats the list. Rows are synthetic and drawn like the original
@@ -45,8 +49,9 @@ from sklearn.preprocessing import StandardScaler
 
 MODELS_DIR = Path(__file__).resolve().parent
 FEATURES_PATH = MODELS_DIR / "calling_score_features.yaml"
-MODEL_FILENAME = "calling_score_model.onnx"
-CARD_FILENAME = "calling_score_model.card.json"
+VERSIONS_DIR = MODELS_DIR / "calling_score"  # Triton's layout: <N>/model.onnx
+MODEL_FILENAME = "model.onnx"
+CARD_FILENAME = "model.card.json"
 
 MODEL_VERSION = "1.0.0"
 OPSET = 17
@@ -427,7 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fresh-seed", type=int, default=None, help="default: seed + 1000")
     parser.add_argument("--features", type=Path, default=FEATURES_PATH)
-    parser.add_argument("--out", type=Path, default=MODELS_DIR, help="output folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=VERSIONS_DIR / "1",
+        help="the version folder to write model.onnx and model.card.json into "
+        "(models/calling_score/<N>/)",
+    )
     parser.add_argument("--skip-train", action="store_true", help="only write the sample")
     parser.add_argument(
         "--sample",
@@ -624,8 +635,15 @@ def pinned_steps(config: Path, model_path: Path) -> list[tuple[str, str | None]]
             continue
         served = Path(options["model"])
         served = served if served.is_absolute() else config.parent / served
+        pin = options.get("sha256")
         if served.resolve() == model_path.resolve():
-            found.append((str(step.get("name")), options.get("sha256")))
+            found.append((str(step.get("name")), pin))
+        elif served.is_dir() and model_path.resolve().parent.parent == served.resolve():
+            # a folder of versions: the pin of this version (`sha256: {1: ...}`)
+            version = model_path.resolve().parent.name
+            if version.isdigit():
+                pins = pin if isinstance(pin, dict) else {}
+                found.append((str(step.get("name")), pins.get(int(version), pins.get(version))))
     return found
 
 

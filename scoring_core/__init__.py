@@ -30,9 +30,10 @@ from scoring_core.hookspecs import hookimpl, hookspec
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
     from scoring_core.experiments.experiment import Experiment
-    from scoring_core.results import BatchResult, Fallback, ScoreResult
+    from scoring_core.results import BatchResult, Fallback, Provenance, ScoreResult
     from scoring_core.scorer import (
         DeclaresInputDtype,
+        DescribesModel,
         RegisterScorer,
         Scorer,
         ScorerContext,
@@ -50,6 +51,7 @@ _LAZY = {
     "Experiment": "scoring_core.experiments.experiment",
     "BatchResult": "scoring_core.results",
     "Fallback": "scoring_core.results",
+    "Provenance": "scoring_core.results",
     "ScoreResult": "scoring_core.results",
     "RegisterScorer": "scoring_core.scorer",
     "Scorer": "scoring_core.scorer",
@@ -59,6 +61,7 @@ _LAZY = {
     "SupportsDescribe": "scoring_core.scorer",
     "SuppliesFeatureNames": "scoring_core.scorer",
     "DeclaresInputDtype": "scoring_core.scorer",
+    "DescribesModel": "scoring_core.scorer",
     "WatchesFiles": "scoring_core.scorer",
 }
 
@@ -68,6 +71,7 @@ __all__ = [
     "ConfigError",
     "DataFileError",
     "DeclaresInputDtype",
+    "DescribesModel",
     "Engine",
     "EngineClosedError",
     "Experiment",
@@ -75,6 +79,7 @@ __all__ = [
     "InputError",
     "MissingExtraError",
     "PluginError",
+    "Provenance",
     "RegisterScorer",
     "ScoreResult",
     "Scorer",

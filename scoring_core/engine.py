@@ -78,9 +78,8 @@ class Engine:
         )
         self.base_dir = base_dir
         self.config_file = where.config_file
-        self._name = config.name or (
-            Path(self.config_file).stem if self.config_file else DEFAULT_CHAIN_NAME
-        )
+        self._name = where.chain_name
+        self._config_sha256 = where.config_sha256
         self._host = PluginHost(
             config_plugins=config.plugins,
             disabled=config.disable_plugins,
@@ -104,6 +103,8 @@ class Engine:
             clock=clock,
             is_closed=lambda: self._closed,
             counters=self._counters,
+            name=self._name,
+            config_sha256=self._config_sha256,
         )
         self._watcher: FileWatcher | None = None
         try:
@@ -178,6 +179,11 @@ class Engine:
         (``scoring.yaml`` -> ``scoring``), else ``default``. It is the ``chain`` label of
         every metric and the model name served over HTTP."""
         return self._name
+
+    @property
+    def config_sha256(self) -> str:
+        """The sha256 of the config file (of the mapping's canonical JSON for from_config)."""
+        return self._config_sha256
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -337,6 +343,7 @@ class Engine:
             "engine": {
                 "name": self._name,
                 "config_file": self.config_file,
+                "config_sha256": self._config_sha256,
                 "closed": self._closed,
                 "features": len(self._schema.names),
                 "output_range": list(output_range) if output_range else None,

@@ -1,4 +1,10 @@
-"""What scoring returns: a score, the step that produced it, and why earlier steps did not."""
+"""What scoring returns: a score, the step that produced it, and why earlier steps did not.
+
+Every score also says what produced it (:class:`Provenance`): the chain, the step, its
+scorer, the model version and sha256, and the configuration's sha256. One immutable
+provenance object is built per loaded scorer (per reload), and results hold a reference to
+the one that scored them: nothing is built per row until someone asks for a dict.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,53 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EXHAUSTED_SCORER", "BatchResult", "Fallback", "ScoreResult"]
+__all__ = ["EXHAUSTED_SCORER", "BatchResult", "Fallback", "Provenance", "ScoreResult"]
 
 #: The ``scorer`` of a score served by ``on_exhausted: {score: x}``.
 EXHAUSTED_SCORER = "on_exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """What produced a score: one object per loaded scorer, shared by every score it gave.
+
+    :ivar chain: the chain's name (the YAML's ``name:``, else the config file's stem, else
+        ``default``).
+    :ivar step: the chain step (``on_exhausted`` for the configured default).
+    :ivar scorer: the registered scorer the step uses (``onnx``); None for the default.
+    :ivar model_version: the model version that scored (the version folder's number for a
+        versioned model folder, else the version the model file carries); None if unknown.
+    :ivar model_sha256: the sha256 of the model file that scored; None if not a file model.
+    :ivar config_sha256: the sha256 of the configuration file (of its canonical JSON for
+        ``Engine.from_config``).
+    """
+
+    chain: str
+    step: str
+    scorer: str | None
+    model_version: str | None
+    model_sha256: str | None
+    config_sha256: str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "chain": self.chain,
+            "step": self.step,
+            "scorer": self.scorer,
+            "model_version": self.model_version,
+            "model_sha256": self.model_sha256,
+            "config_sha256": self.config_sha256,
+        }
+
+    @property
+    def stamp(self) -> str:
+        """One line for a served model version: ``chain/step@version`` (``@sha256:...``
+        when the model carries no version, nothing when there is no model)."""
+        if self.model_version is not None:
+            return f"{self.chain}/{self.step}@{self.model_version}"
+        if self.model_sha256 is not None:
+            return f"{self.chain}/{self.step}@sha256:{self.model_sha256[:12]}"
+        return f"{self.chain}/{self.step}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +85,11 @@ class ScoreResult:
         configured default).
     :ivar fallbacks: one :class:`Fallback` per step tried before it, in chain order.
     :ivar defaults_used: the features that were missing and took their default.
+    :ivar provenance: what produced the score (:class:`Provenance`), or None when the
+        result was not made by an engine.
     """
 
-    __slots__ = ("defaults_used", "fallbacks", "score", "scorer")
+    __slots__ = ("defaults_used", "fallbacks", "provenance", "score", "scorer")
 
     def __init__(
         self,
@@ -46,11 +97,13 @@ class ScoreResult:
         scorer: str,
         fallbacks: tuple[Fallback, ...] = (),
         defaults_used: tuple[str, ...] = (),
+        provenance: Provenance | None = None,
     ) -> None:
         self.score = score
         self.scorer = scorer
         self.fallbacks = fallbacks
         self.defaults_used = defaults_used
+        self.provenance = provenance
 
     @property
     def is_default(self) -> bool:
@@ -65,6 +118,7 @@ class ScoreResult:
                 {"step": f.step, "reason": f.reason, "kind": f.kind} for f in self.fallbacks
             ],
             "defaults_used": list(self.defaults_used),
+            "provenance": None if self.provenance is None else self.provenance.as_dict(),
         }
 
     def __repr__(self) -> str:
@@ -93,7 +147,15 @@ class BatchResult:
         the good rows' numbers for ``score_prepared``, the bad ones being left out).
     """
 
-    __slots__ = ("_failures", "_step_names", "defaults_used", "rows", "scorer_index", "scores")
+    __slots__ = (
+        "_failures",
+        "_provenances",
+        "_step_names",
+        "defaults_used",
+        "rows",
+        "scorer_index",
+        "scores",
+    )
 
     def __init__(
         self,
@@ -103,6 +165,7 @@ class BatchResult:
         failures: Sequence[StepFailure] = (),
         defaults_used: tuple[tuple[str, ...], ...] | None = None,
         rows: npt.NDArray[np.intp] | None = None,
+        provenances: Sequence[Provenance | None] = (),
     ) -> None:
         self.scores = scores
         self.rows = np.arange(scores.shape[0], dtype=np.intp) if rows is None else rows
@@ -110,6 +173,9 @@ class BatchResult:
         self._step_names = tuple(step_names)
         self._failures = tuple(failures)
         self.defaults_used = defaults_used
+        # One per step name, then one for on_exhausted: the scorer that served that
+        # step's rows in this batch (None for a step that served none).
+        self._provenances = tuple(provenances)
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -147,6 +213,27 @@ class BatchResult:
             for row in failure.rows.tolist():
                 reasons[row] = f"{reasons[row]}; {text}" if reasons[row] else text
         return reasons
+
+    @property
+    def provenance(self) -> dict[str, Provenance]:
+        """Per step that served rows of this batch (and ``on_exhausted`` when its default
+        was served), what produced them. A batch is scored by one loaded scorer per step,
+        even across a reload, so this holds for every row the step served."""
+        if not self._provenances:
+            return {}
+        served = set(np.unique(self.scorer_index).tolist())
+        names = [*self._step_names, EXHAUSTED_SCORER]
+        return {
+            names[i]: p
+            for i, p in enumerate(self._provenances)
+            if p is not None and (i if i < len(self._step_names) else -1) in served
+        }
+
+    def provenance_of(self, row: int) -> Provenance | None:
+        """What produced the score of ``row``."""
+        if not self._provenances:
+            return None
+        return self._provenances[int(self.scorer_index[row])]  # -1: on_exhausted, the last
 
     def counts_by_scorer(self) -> dict[str, int]:
         names = [*self._step_names, EXHAUSTED_SCORER]

@@ -4,8 +4,8 @@ A scorer is any object with ``score(X)`` (:class:`Scorer`), built by a factory t
 a :class:`ScorerContext` and registered through ``register`` (:class:`RegisterScorer`)
 in the ``scoring_register_scorers`` hook. Its optional capabilities are protocols of
 their own: :class:`SupportsClose`, :class:`SupportsDescribe`, :class:`SupportsCancel`,
-:class:`WatchesFiles` and :class:`DeclaresInputDtype`; a factory may also be
-:class:`SuppliesFeatureNames`. Every name here is exported from ``scoring_core``.
+:class:`WatchesFiles`, :class:`DeclaresInputDtype` and :class:`DescribesModel`; a factory
+may also be :class:`SuppliesFeatureNames`. Every name here is exported from ``scoring_core``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 __all__ = [
     "DeclaresInputDtype",
+    "DescribesModel",
     "RegisterScorer",
     "Scorer",
     "ScorerContext",
@@ -106,6 +107,19 @@ class DeclaresInputDtype(Protocol):
 
 
 @runtime_checkable
+class DescribesModel(Protocol):
+    """``model_identity()``: which model this scorer serves, for every score's provenance.
+
+    Returns ``{"model_version": str | None, "model_sha256": str | None}``. Called once
+    when the step loads (or reloads) the scorer, never per row; the answer is stamped on
+    every score that scorer gives (``ScoreResult.provenance``). The ONNX scorer answers the
+    version folder it loaded (or the version the model file carries) and the file's sha256.
+    """
+
+    def model_identity(self) -> Mapping[str, str | None]: ...
+
+
+@runtime_checkable
 class SuppliesFeatureNames(Protocol):
     """A factory that can read the feature names from what its step will load.
 
@@ -135,6 +149,11 @@ class ScorerContext:
         and the step's self-test), the step's ``load_timeout_s``. The engine abandons a
         load past it; a scorer that runs long work of its own at load (the onnx scorer's
         embedded self-test) should stop that work by then.
+    :ivar self_test: the step's configured ``self_test:`` as a check: ``self_test(scorer)``
+        returns None when the scorer scores the golden rows right, else what went wrong
+        (None when the step has no ``self_test:``). The engine runs it on what the factory
+        returns anyway; a scorer that chooses among candidates (model versions) calls it on
+        each so that it picks one that passes.
     """
 
     name: str
@@ -146,6 +165,7 @@ class ScorerContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("scoring_core"))
     timeout_s: float | None = None
     load_timeout_s: float | None = None
+    self_test: Callable[[Any], str | None] | None = None
 
     def resolve_path(self, path: str | Path) -> Path:
         """Resolve ``path`` against the YAML file's folder (absolute paths stay as they are)."""

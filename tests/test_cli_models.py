@@ -406,7 +406,7 @@ def test_the_shipped_model_stripped_of_its_names_gets_them_back_from_its_feature
 ) -> None:
     repo = Path(__file__).resolve().parents[1]
     features = repo / "models" / "calling_score_features.yaml"  # {name, min, max} entries
-    proto = onnx.load(str(repo / "models" / "calling_score_model.onnx"))
+    proto = onnx.load(str(repo / "models" / "calling_score" / "1" / "model.onnx"))
     kept = [(p.key, p.value) for p in proto.metadata_props]
     del proto.metadata_props[:]
     for key, value in kept:

@@ -18,7 +18,7 @@ from scoring_core.testing import assert_conforms, check_scorer, read_feature_nam
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = read_feature_names(ROOT / "models" / "calling_score_features.yaml")
-MODEL = "models/calling_score_model.onnx"
+MODEL = "models/calling_score/1/model.onnx"
 
 
 def calling_rows(n: int = 64, seed: int = 7) -> np.ndarray:

@@ -92,7 +92,7 @@ def test_the_workers_score_with_the_files_shipped_with_the_job(client: Any, tmp_
     """The driver's copy of the config and model is gone before the job runs."""
     config = shipped_project(tmp_path / "gone")
     text = config.read_text().replace(
-        "models/calling_score_model.onnx", str(tmp_path / "gone/models/calling_score_model.onnx")
+        "model: models/calling_score", f"model: {tmp_path / 'gone/models/calling_score'}"
     )
     config.write_text(text)  # an absolute path travels too
     frame = sample_with_bad_rows()[0].to_pandas().iloc[:500]

@@ -7,6 +7,7 @@ row, bad ones with their reason; a missing extra says what to install.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -33,8 +34,10 @@ def test_the_bundle_holds_the_config_its_feature_file_and_model(tmp_path: Path) 
     bundle, engine = bundle_for(config)
     engine.close()
     assert members(bundle) == [
+        "models/calling_score/1/model.card.json",
+        "models/calling_score/1/model.onnx",
+        "models/calling_score/labels.yaml",
         "models/calling_score_features.yaml",
-        "models/calling_score_model.onnx",
         "scoring.yaml",
     ]
     assert bundle.config_name == "scoring.yaml"
@@ -56,20 +59,22 @@ def test_an_unpacked_bundle_builds_the_same_engine_elsewhere(tmp_path: Path) -> 
 def test_absolute_paths_in_the_config_are_rewritten_into_the_archive(tmp_path: Path) -> None:
     config = shipped_project(tmp_path / "a" / "project")
     (tmp_path / "b").mkdir()
-    model = (tmp_path / "a" / "project" / "models" / "calling_score_model.onnx").rename(
-        tmp_path / "b" / "model.onnx"
+    model = (tmp_path / "a" / "project" / "models" / "calling_score").rename(
+        tmp_path / "b" / "calling_score"
     )
-    config.write_text(config.read_text().replace("models/calling_score_model.onnx", str(model)))
+    config.write_text(config.read_text().replace("model: models/calling_score", f"model: {model}"))
     bundle, engine = bundle_for(config)
     engine.close()
     assert members(bundle) == [
         "a/project/models/calling_score_features.yaml",
         "a/project/scoring.yaml",
-        "b/model.onnx",
+        "b/calling_score/1/model.card.json",
+        "b/calling_score/1/model.onnx",
+        "b/calling_score/labels.yaml",
     ]
     unpacked = bundle.unpack(tmp_path / "worker")
-    assert "model: ../../b/model.onnx" in unpacked.read_text()
-    model.unlink()
+    assert "model: ../../b/calling_score" in unpacked.read_text()
+    shutil.rmtree(model)  # only the shipped copy is left
     with scoring_core.Engine.from_yaml(unpacked) as copy:
         assert copy.diagnostics()["steps"][0]["status"] == "ready"
 

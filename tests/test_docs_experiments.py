@@ -31,7 +31,8 @@ def checkout(tmp_path: Path) -> Path:
     for name in (
         "scoring.yaml",
         "models/calling_score_features.yaml",
-        "models/calling_score_model.onnx",
+        "models/calling_score/labels.yaml",
+        "models/calling_score/1/model.onnx",
         "examples/calling_sample.csv",
         "examples/experiment/calling-ab.yaml",
         "examples/experiment/formula.yaml",

@@ -9,6 +9,7 @@ and runs that virtualenv's `scoring check` and `scoring score` on the shipped sa
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -90,6 +91,12 @@ def test_the_wheel_without_extras_checks_the_chain_ready_and_scores_the_sample_a
     checked = run(bin_dir / "scoring", "check", "--config", CONFIG, cwd=work)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert step_statuses(checked.stdout) == {"neural": "ready", "formula": "ready"}, checked.stdout
+
+    listed = run(bin_dir / "scoring", "models", "list", CONFIG, "--json", cwd=work)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    [neural] = json.loads(listed.stdout)["steps"]
+    assert neural["serves"] == 1
+    assert neural["labels"] == {"stable": 1}
 
     out = work / "out.csv"
     scored = run(bin_dir / "scoring", "score", SAMPLE, "-o", out, "--config", CONFIG, cwd=work)

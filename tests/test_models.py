@@ -26,8 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 FEATURES_FILE = MODELS / "calling_score_features.yaml"
-MODEL_FILE = MODELS / "calling_score_model.onnx"
-CARD_FILE = MODELS / "calling_score_model.card.json"
+MODEL_FILE = MODELS / "calling_score" / "1" / "model.onnx"
+CARD_FILE = MODELS / "calling_score" / "1" / "model.card.json"
 SAMPLE_FILE = ROOT / "examples" / "calling_sample.csv"
 FEATURE_NAMES_KEY = "scoring_core.feature_names"
 FRESH_SEED = 20_240_611  # never used by the training command
@@ -103,6 +103,19 @@ def test_shipped_model_feature_names_match_features_file() -> None:
 def test_card_sha256_matches_model_file() -> None:
     card = json.loads(CARD_FILE.read_text(encoding="utf-8"))
     assert card["sha256"] == hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()
+
+
+def test_the_model_ships_in_the_versioned_layout_and_scoring_yaml_serves_stable() -> None:
+    """models/calling_score/<N>/model.onnx; scoring.yaml serves `version: stable`, the label
+    in labels.yaml, and pins that version to the file's sha256 (docs/models.md)."""
+    config = yaml.safe_load((ROOT / "scoring.yaml").read_text(encoding="utf-8"))
+    options = config["chain"][0]["options"]
+    labels = yaml.safe_load((MODELS / "calling_score" / "labels.yaml").read_text("utf-8"))
+    assert options["model"] == "models/calling_score"
+    assert options["version"] == "stable"
+    assert labels["labels"]["stable"] == 1
+    assert options["sha256"][1] == hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()
+    assert not list(MODELS.glob("*.onnx"))  # nothing left at the old path
 
 
 def test_card_reports_held_out_metrics_against_the_formula() -> None:
@@ -200,8 +213,8 @@ def test_tiny_export_opset_and_metadata(tiny_run: TinyRun) -> None:
 def test_main_writes_model_and_card(tmp_path: Path) -> None:
     argv = ["--seed", "5", "--rows", "2000", "--fresh-rows", "500", "--out", str(tmp_path)]
     assert train.main(argv) == 0
-    model_path = tmp_path / "calling_score_model.onnx"
-    card = json.loads((tmp_path / "calling_score_model.card.json").read_text(encoding="utf-8"))
+    model_path = tmp_path / "model.onnx"
+    card = json.loads((tmp_path / "model.card.json").read_text(encoding="utf-8"))
     assert card["sha256"] == hashlib.sha256(model_path.read_bytes()).hexdigest()
     assert [card["split"][part] for part in ("train", "validation", "test")] == [1600, 200, 200]
     stored = json.loads(metadata(onnx.load(model_path))["scoring_core.training_metrics"])
@@ -217,7 +230,7 @@ def test_a_tiny_training_run_produces_a_model_the_engine_loads_and_serves(
         train.main(["--seed", "9", "--rows", "2000", "--fresh-rows", "200", "--out", str(tmp_path)])
         == 0
     )
-    model_path = tmp_path / "calling_score_model.onnx"
+    model_path = tmp_path / "model.onnx"
     config = {
         "features": str(FEATURES_FILE),
         "output_range": [0, 1],
@@ -264,8 +277,8 @@ def test_the_pipeline_run_twice_writes_the_same_bytes_and_prints_their_sha256(
 ) -> None:
     first = _run_pipeline(tmp_path / "a")
     second = _run_pipeline(tmp_path / "b")
-    a = (tmp_path / "a" / "calling_score_model.onnx").read_bytes()
-    b = (tmp_path / "b" / "calling_score_model.onnx").read_bytes()
+    a = (tmp_path / "a" / "model.onnx").read_bytes()
+    b = (tmp_path / "b" / "model.onnx").read_bytes()
     assert a == b
     digest = hashlib.sha256(a).hexdigest()
     assert f"(sha256 {digest})" in first.stdout
@@ -281,8 +294,9 @@ def test_update_config_rewrites_the_pin_so_scoring_check_serves_the_new_model(
     config = tmp_path / "scoring.yaml"
     shutil.copy(ROOT / "scoring.yaml", config)
     before = config.read_text(encoding="utf-8")
-    done = _run_pipeline(out, "--update-config", str(config))
-    digest = hashlib.sha256((out / "calling_score_model.onnx").read_bytes()).hexdigest()
+    version = out / "calling_score" / "1"  # the version scoring.yaml's label points at
+    done = _run_pipeline(version, "--update-config", str(config))
+    digest = hashlib.sha256((version / "model.onnx").read_bytes()).hexdigest()
     assert f"step 'neural' now pins sha256 {digest}" in done.stdout
     after = config.read_text(encoding="utf-8")
     assert digest in after

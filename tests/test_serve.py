@@ -5,6 +5,7 @@ status and ``{"error": ...}``, never a traceback."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -25,6 +26,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 TOKEN = "s3cret-token"
+SHIPPED_MODEL = ROOT / "models" / "calling_score" / "1" / "model.onnx"
 LIMIT_MB = 0.05
 
 
@@ -35,6 +37,9 @@ def chain_file(folder: Path, name: str, *, model: Path | None, pin: bool = True)
     config["features"] = str(ROOT / "models" / "calling_score_features.yaml")
     options = config["chain"][0]["options"]
     options["model"] = str(model) if model else str(folder / "missing.onnx")
+    # one file, not the shipped folder of versions: its sha256 alone, or no pin
+    options.pop("version", None)
+    options["sha256"] = hashlib.sha256(SHIPPED_MODEL.read_bytes()).hexdigest()
     if not pin:
         del options["sha256"]
     path = folder / f"{name}.yaml"
@@ -50,7 +55,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(folder: Path) -> Iterator[ServerProcess]:
     swap_model = folder / "swap.onnx"
-    shutil.copy(ROOT / "models" / "calling_score_model.onnx", swap_model)
+    shutil.copy(SHIPPED_MODEL, swap_model)
     configs = [
         str(ROOT / "scoring.yaml"),
         str(chain_file(folder, "fallback", model=None)),

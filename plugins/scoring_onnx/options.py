@@ -7,15 +7,19 @@ engine reports a bad option with its YAML line when it is built, not when the st
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scoring_core.models import LATEST, check_label_name
 
 __all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_MODEL_BYTES", "CustomOpLibrary", "OnnxOptions"]
 
 DEFAULT_MAX_BATCH_ROWS = 2_048
 DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024
 
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 GraphOptimizationLevel = Literal["disable", "basic", "extended", "all"]
 
 
@@ -42,12 +46,31 @@ class OnnxOptions(BaseModel):
 
     model: str = Field(
         min_length=1,
-        description="Path of the .onnx file, relative to the YAML file's folder.",
+        description=(
+            "Path of the .onnx file, or of a folder of numbered versions (N/model.onnx, "
+            "Triton's layout), relative to the YAML file's folder."
+        ),
     )
-    sha256: str | None = Field(
+    sha256: str | dict[int, str] | None = Field(
         default=None,
-        pattern=r"^[0-9a-fA-F]{64}$",
-        description="Pinned SHA-256 of the model file (64 hex digits); checked before parsing.",
+        description=(
+            "Pinned SHA-256 of the model file (64 hex digits), checked before parsing; for a "
+            "folder of versions, a mapping version -> SHA-256."
+        ),
+    )
+    version: int | str = Field(
+        default="latest",
+        description=(
+            "For a folder of versions: latest (the newest that passes every check), a "
+            "version number, or a label."
+        ),
+    )
+    labels: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "For a folder of versions: label -> version (beside those of the folder's "
+            "labels.yaml; these win)."
+        ),
     )
     intra_op_threads: int = Field(
         default=0, ge=0, description="Threads inside one operator; 0 = onnxruntime's default."
@@ -135,8 +158,46 @@ class OnnxOptions(BaseModel):
 
     @field_validator("sha256")
     @classmethod
-    def _lowercase_sha256(cls, value: str | None) -> str | None:
-        return None if value is None else value.lower()
+    def _lowercase_sha256(cls, value: str | dict[int, str] | None) -> str | dict[int, str] | None:
+        if value is None:
+            return None
+        pins = {None: value} if isinstance(value, str) else value
+        for version, digest in pins.items():
+            if not _SHA256.match(digest):
+                where = "" if version is None else f" of version {version}"
+                raise ValueError(f"sha256{where} must be 64 hex digits, not {digest!r}")
+            if version is not None and version < 0:
+                raise ValueError(f"sha256: {version} is not a version number")
+        if isinstance(value, str):
+            return value.lower()
+        return {version: digest.lower() for version, digest in value.items()}
+
+    @field_validator("version")
+    @classmethod
+    def _version_is_latest_a_number_or_a_label(cls, value: int | str) -> int | str:
+        if isinstance(value, bool):
+            raise ValueError("version must be latest, a version number or a label")
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError(f"version {value} is not a version number (0 or more)")
+            return value
+        if value == LATEST:
+            return value
+        problem = check_label_name(value)
+        if problem is not None:
+            raise ValueError(f"version must be latest, a version number or a label: {problem}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_name_versions(cls, value: dict[str, int]) -> dict[str, int]:
+        for label, version in value.items():
+            problem = check_label_name(label)
+            if problem is not None:
+                raise ValueError(problem)
+            if isinstance(version, bool) or version < 0:
+                raise ValueError(f"label {label!r} must name a version number, not {version!r}")
+        return value
 
     @field_validator("providers", mode="before")
     @classmethod

@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from scoring_core import ScorerContext
-from scoring_onnx.errors import OnnxLoadError, ScorerClosedError
+from scoring_core.models import version_folders
+from scoring_onnx.errors import OnnxConfigError, OnnxLoadError, ScorerClosedError
 from scoring_onnx.labels import class_labels
 from scoring_onnx.metadata import (
     FEATURE_NAMES_KEY,
@@ -31,6 +32,7 @@ from scoring_onnx.options import OnnxOptions
 from scoring_onnx.session import create_session, import_onnxruntime
 from scoring_onnx.signature import column_input_names, plan_feed, plan_output
 from scoring_onnx.staging import staged
+from scoring_onnx.versions import VersionPlan, plan_versions, single_file_options
 
 __all__ = ["OnnxScorer", "self_test_bound"]
 
@@ -69,14 +71,26 @@ class OnnxScorer:
             options = OnnxOptions.model_validate(options)
         path = Path(options.model).expanduser()
         path = path if path.is_absolute() else base_dir / path
-        model_file = check_model_file(
-            path, sha256=options.sha256, max_bytes=options.max_model_bytes
-        )
+        if not path.is_dir():
+            sha256 = options.sha256 if isinstance(options.sha256, str) else None
+            return cls._names_in(path, sha256, options.max_model_bytes)
+        # a folder of versions: the names of the first version, in the order tried, that opens
+        errors: list[OnnxLoadError] = []
+        for candidate in plan_versions(path, options).candidates:
+            try:
+                return cls._names_in(candidate.path, candidate.sha256, options.max_model_bytes)
+            except OnnxLoadError as exc:
+                errors.append(exc)
+        raise errors[0]
+
+    @staticmethod
+    def _names_in(path: Path, sha256: str | None, max_bytes: int) -> tuple[str, ...] | None:
+        model_file = check_model_file(path, sha256=sha256, max_bytes=max_bytes)
         ort = import_onnxruntime()
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            with staged(model_file, (), options.max_model_bytes) as (source, _):
+            with staged(model_file, (), max_bytes) as (source, _):
                 session = ort.InferenceSession(
                     source, session_options, providers=["CPUExecutionProvider"]
                 )
@@ -95,10 +109,93 @@ class OnnxScorer:
                 options, context={"feature_names": ctx.feature_names}
             )
         self.name = ctx.name
+        self._session: Any = None
+        self._run: Any = None
+        self._local: threading.local | None = None
         path = ctx.resolve_path(options.model)
-        model_file = check_model_file(
-            path, sha256=options.sha256, max_bytes=options.max_model_bytes
-        )
+        self._versions: VersionPlan | None = None
+        self._version: int | None = None
+        if not path.is_dir():
+            single_file_options(options, path)
+            self._load(
+                ctx,
+                options,
+                path,
+                options.sha256 if isinstance(options.sha256, str) else None,
+                load_started,
+            )
+            return
+        self._versions = plan = plan_versions(path, options)
+        failures: list[tuple[int, OnnxLoadError]] = []
+        for candidate in plan.candidates:
+            try:
+                self._load(ctx, options, candidate.path, candidate.sha256, load_started)
+                problem = None if ctx.self_test is None else ctx.self_test(self)
+                if problem is not None:
+                    raise OnnxLoadError(
+                        f"model {candidate.path}: the step's {problem}", path=candidate.path
+                    )
+            except Exception as raised:
+                self.close()
+                # anything a version raises is that version's failure, not the step's
+                exc = (
+                    raised
+                    if isinstance(raised, OnnxLoadError)
+                    else OnnxLoadError(
+                        f"model {candidate.path}: loading it raised "
+                        f"{type(raised).__name__}: {raised}",
+                        path=candidate.path,
+                    )
+                )
+                failures.append((candidate.version, exc))
+                if len(plan.candidates) > 1:
+                    ctx.logger.warning(
+                        "%s: version %d of %s is not served: %s",
+                        ctx.name,
+                        candidate.version,
+                        path,
+                        exc,
+                        extra={"scoring_core_event": "model_version_failed"},
+                    )
+                continue
+            self._version = candidate.version
+            break
+        if self._version is None:
+            if len(failures) == 1:
+                raise failures[0][1]
+            config_errors = [exc for _, exc in failures if isinstance(exc, OnnxConfigError)]
+            listed = "; ".join(f"version {v}: {exc}" for v, exc in failures)
+            message = f"no version of {path} passed its checks ({listed})"
+            if config_errors:
+                raise OnnxConfigError(message, path=path) from config_errors[0]
+            raise OnnxLoadError(message, path=path) from failures[0][1]
+        self._description.update(plan.describe())
+        self._description["version"] = self._version
+        self._description["version_failures"] = [
+            {"version": v, "reason": str(exc)} for v, exc in failures
+        ]
+        if failures:
+            ctx.logger.warning(
+                "%s: serving version %d of %s; newer version(s) %s failed their checks "
+                "(diagnostics: details.version_failures)",
+                ctx.name,
+                self._version,
+                path,
+                ", ".join(str(v) for v, _ in failures),
+            )
+
+    def _load(
+        self,
+        ctx: ScorerContext,
+        options: OnnxOptions,
+        path: Path,
+        sha256: str | None,
+        load_started: float,
+    ) -> None:
+        """Check and load the model file at ``path`` (pinned to ``sha256`` when given),
+        run its own self-test (bounded by what is left of the step's load time since
+        ``load_started``); set every attribute ``score`` uses."""
+        model_file = check_model_file(path, sha256=sha256, max_bytes=options.max_model_bytes)
         libraries = [
             check_custom_op_library(ctx.resolve_path(lib.path), lib.sha256)
             for lib in options.custom_op_libraries
@@ -131,18 +228,18 @@ class OnnxScorer:
                 path=path,
             )
 
-        self._session: Any = session
+        self._session = session
         # InferenceSession.run re-validates the feed's names on every call; the signature
         # was checked once above, so call the native run with the same arguments when
         # this onnxruntime exposes it (it does from 1.x on), and the public one otherwise.
         native: Any = getattr(session, "_sess", None)
-        self._run: Any = native.run if callable(getattr(native, "run", None)) else session.run
+        self._run = native.run if callable(getattr(native, "run", None)) else session.run
         self._run_options_type: Any = ort.RunOptions
         # One row goes through an IOBinding per thread: the row is copied into a bound
         # buffer and the score read from a bound output, so onnxruntime neither converts a
         # feed nor allocates an output (measured: 3-6 us less per row). CPU only: that is
         # where the buffers live.
-        self._local: threading.local | None = (
+        self._local = (
             threading.local()
             if providers.active == ("CPUExecutionProvider",)
             and not feed.columns
@@ -166,7 +263,7 @@ class OnnxScorer:
         self._description: dict[str, Any] = {
             "path": str(path),
             "sha256": model_file.sha256,
-            "sha256_pinned": options.sha256 is not None,
+            "sha256_pinned": sha256 is not None,
             "size_bytes": model_file.size,
             "external_data_bytes": model_file.external_bytes,
             "external_data_checked": model_file.inspected,
@@ -339,8 +436,24 @@ class OnnxScorer:
         return f"passed ({len(rows)} rows, tolerance {tolerance:g})"
 
     def watched_files(self) -> tuple[Path, ...]:
-        """The model file and its external data, for the engine's ``watch:``."""
-        return self._files
+        """The model file and its external data, for the engine's ``watch:``; for a folder
+        of versions also the folder, its labels file and every version folder (listed now),
+        so a new version, a new file in one, or a label move triggers a reload."""
+        if self._versions is None:
+            return self._files
+        root = self._versions.model_dir
+        listed = tuple(version_folders(root).values())
+        return (root, self._versions.labels_file, *listed, *self._files)
+
+    def model_identity(self) -> dict[str, str | None]:
+        """The version served (the folder's number, else the file's own version) and the
+        model file's sha256, for every score's provenance."""
+        version = (
+            str(self._version)
+            if self._version is not None
+            else self._description.get("model_version")
+        )
+        return {"model_version": version, "model_sha256": self._description.get("sha256")}
 
     def cancel_token(self) -> Any:
         """A fresh ``onnxruntime.RunOptions`` for one call (the engine's timeout protocol)."""

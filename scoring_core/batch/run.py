@@ -72,13 +72,15 @@ def score_table(
     workers: int,
     progress: Progress | None = None,
     experiment: Experiment | None = None,
+    provenance: bool = False,
 ) -> Counts:
     """Score every chunk of ``reader`` into ``target``; the files are kept only on success.
 
     One thread reads ahead, ``workers`` threads turn chunks into numbers and score them
     (onnxruntime, numpy and pyarrow release the GIL, so they run side by side), and one
     writes behind; the chunks are written in input order. ``kept`` are the input columns
-    copied to the output and the rejects file; ``progress`` hears the rows read so far.
+    copied to the output and the rejects file; ``progress`` hears the rows read so far;
+    ``provenance`` adds the provenance columns (what produced each score).
 
     With ``experiment`` (whose control is ``engine``), each row is scored by its unit's
     variant, the unit read from the column the experiment names, and the output gets a
@@ -120,7 +122,7 @@ def score_table(
         except ChainExhaustedError as exc:
             # the same error, numbered by the input's row instead of the chunk's
             raise ChainExhaustedError(exc.fallbacks, row=int(chunk.rows[exc.row])) from None
-        out = output_table(chunk, kept, prepared, result)
+        out = output_table(chunk, kept, prepared, result, provenance=provenance)
         if experiment is not None:
             out = out.append_column(
                 unit_column.VARIANT_COLUMN, unit_column.variant_column(result.variants)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from scoring_core.features.schema import PreparedBatch
 
 __all__ = [
+    "PROVENANCE_COLUMNS",
     "REJECT_COLUMNS",
     "SCORE_COLUMNS",
     "OutputFiles",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 SCORE_COLUMNS = ("score", "scorer", "fallback_reason")
+# With `scoring score --provenance`: what produced each score (see results.Provenance);
+# `scorer` above is the step, `step_scorer` the registered scorer it uses.
+PROVENANCE_COLUMNS = ("chain", "step_scorer", "model_version", "model_sha256", "config_sha256")
 REJECT_COLUMNS = ("row", "column", "error")
 Reject = tuple[int, int, str, str]  # row number, position in the chunk (-1: unparsed), column, why
 
@@ -135,8 +139,11 @@ def checked_rows(
     return prepared, rejects
 
 
-def output_table(chunk: Chunk, kept: tuple[str, ...], prepared: Any, result: Any) -> Any:
-    """The scored rows of a chunk: the kept columns, then the score columns."""
+def output_table(
+    chunk: Chunk, kept: tuple[str, ...], prepared: Any, result: Any, *, provenance: bool = False
+) -> Any:
+    """The scored rows of a chunk: the kept columns, then the score columns (and the
+    provenance columns, with ``provenance``)."""
     import pyarrow as pa
 
     from scoring_core.results import EXHAUSTED_SCORER
@@ -155,7 +162,21 @@ def output_table(chunk: Chunk, kept: tuple[str, ...], prepared: Any, result: Any
         texts = result.fallback_reasons(detail=False)  # why a step is unavailable: stderr
         picks = [reasons.setdefault(text, len(reasons)) for text in texts]
     columns += [arrow_numbers(result.scores), scorers, arrow_categories(list(reasons), picks)]
-    return pa.Table.from_arrays(columns, names=[*kept, *SCORE_COLUMNS])
+    if not provenance:
+        return pa.Table.from_arrays(columns, names=[*kept, *SCORE_COLUMNS])
+    columns += _provenance_columns(result, names)
+    return pa.Table.from_arrays(columns, names=[*kept, *SCORE_COLUMNS, *PROVENANCE_COLUMNS])
+
+
+def _provenance_columns(result: Any, names: list[str]) -> list[Any]:
+    """One category column per provenance field, coded by the step that scored the row."""
+    stamps = [result.provenance.get(name) for name in names]
+    picks = result.scorer_index % len(names)
+    fields = ("chain", "scorer", "model_version", "model_sha256", "config_sha256")
+    return [
+        arrow_categories([("" if p is None else getattr(p, field) or "") for p in stamps], picks)
+        for field in fields
+    ]
 
 
 def _rejects_table(chunk: Chunk, kept: tuple[str, ...], rejects: list[Reject], schema: Any) -> Any:

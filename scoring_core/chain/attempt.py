@@ -6,13 +6,16 @@ step's scorer slot, ask its breaker and the chain's deadline, call the scorer di
 under its timeout, judge what came back (shape, numbers, finite, inside ``output_range``),
 record the call in the step's counters and its breaker, log the fallback, leave the slot.
 
-What it returns is ``(values, ok, failures)``:
+What it returns is ``(values, ok, failures, provenance)``:
 
 * ``values``: the scores, a float for one row (``one_row=True``), else float64 of shape
   ``(n,)``; None when the step failed for every row it was given;
 * ``ok``: None when every value is served, else the boolean mask of the rows served;
 * ``failures``: ``()`` when nothing failed, else ``(kind, reason, mask)`` triples, where
-  ``mask`` is None when the failure covers every row given.
+  ``mask`` is None when the failure covers every row given;
+* ``provenance``: the :class:`~scoring_core.results.Provenance` of the scorer slot that was
+  called (the one that scored the rows served, even if a reload swapped the step's slot
+  meanwhile), or None when no scorer was called.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy.typing as npt
 from scoring_core.chain.step import ScorerSlot, Step
 from scoring_core.errors import EngineClosedError, StepTimeoutError, exception_text
 from scoring_core.resilience.timeouts import ThreadedRunner, Watchdog
+from scoring_core.results import Provenance
 
 __all__ = ["FALLBACK_LOG_INTERVAL_S", "Failure", "StepCaller", "raised_text"]
 
@@ -108,7 +112,7 @@ class StepCaller:
         *,
         one_row: bool = False,
         alone: bool = False,
-    ) -> tuple[Any, npt.NDArray[np.bool_] | None, tuple[Failure, ...]]:
+    ) -> tuple[Any, npt.NDArray[np.bool_] | None, tuple[Failure, ...], Provenance | None]:
         """Call ``step`` on the rows ``X``; see the module's doc for what comes back.
 
         ``alone`` (``score_step``): the breaker neither skips nor hears the call, the
@@ -118,7 +122,8 @@ class StepCaller:
         if slot is None or not slot.enter():  # no scorer, or a reload swapped it just now
             slot = self._enter(step)
             if slot is None:
-                return self._whole(step, X, "unavailable", f"unavailable: {step.reason}", alone)
+                reason = f"unavailable: {step.reason}"
+                return (*self._whole(step, X, "unavailable", reason, alone), None)
         if X.dtype != slot.dtype:  # rows checked in float64 for another step's model
             X = _read_only(X.astype(slot.dtype))
         started = time.perf_counter_ns()
@@ -131,16 +136,18 @@ class StepCaller:
         except _StepFailedError as failure:
             if failure.kind not in ("circuit_open", "deadline"):  # those never called it
                 self._settle(step, X.shape[0], 0, time.perf_counter_ns() - started, alone)
-            return self._whole(step, X, failure.kind, failure.reason, alone)
+            return (*self._whole(step, X, failure.kind, failure.reason, alone), None)
         except Exception as exc:
             self._settle(step, X.shape[0], 0, time.perf_counter_ns() - started, alone)
-            return self._whole(step, X, "error", raised_text(exc), alone)
+            return (*self._whole(step, X, "error", raised_text(exc), alone), None)
         finally:
             slot.exit()
         elapsed = time.perf_counter_ns() - started
         if one_row:
-            return self._judge_one(step, out, elapsed, alone)
-        return self._judge_batch(step, out, X.shape[0], elapsed, alone)
+            value, ok, failures = self._judge_one(step, out, elapsed, alone)
+        else:
+            value, ok, failures = self._judge_batch(step, out, X.shape[0], elapsed, alone)
+        return value, ok, failures, slot.provenance
 
     # -- judging what came back -------------------------------------------------------------
 

@@ -6,9 +6,11 @@ Everything here runs once, when the engine is built; a problem is a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,21 @@ class ChainSource:
     def config_file(self) -> str | None:
         return self.source.file
 
+    @property
+    def chain_name(self) -> str:
+        """The YAML's ``name:``, else the config file's stem, else ``default``."""
+        if self.config.name:
+            return self.config.name
+        return Path(self.source.file).stem if self.source.file else "default"
+
+    @property
+    def config_sha256(self) -> str:
+        """The sha256 of the config file's bytes; for a mapping, of its canonical JSON."""
+        if self.source.sha256 is not None:
+            return self.source.sha256
+        text = json.dumps(_canonical(self.source.data), separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def error(self, message: str, path: KeyPath) -> ConfigError:
         """A ConfigError about the key at ``path``, with its file and line when known."""
         return ConfigError(
@@ -59,6 +76,16 @@ class ChainSource:
             file=self.config_file,
             line=self.source.line_of(path),
         )
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys made text and sorted (keys of mixed types too)."""
+    if isinstance(value, Mapping):
+        items = sorted(((str(k), _canonical(v)) for k, v in value.items()), key=lambda kv: kv[0])
+        return dict(items)
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def resolve_features(where: ChainSource) -> list[FeatureSpec] | None:
@@ -154,6 +181,7 @@ def build_steps(
     config = where.config
     steps = []
     required = set(config.require)
+    chain, config_sha256 = where.chain_name, where.config_sha256
     context_data = {"feature_names": feature_names, "base_dir": where.base_dir}
     for index, step_config in enumerate(config.chain):
         registration = host.scorers.get(step_config.scorer)
@@ -192,6 +220,8 @@ def build_steps(
                 required=step_config.name in required,
                 clock=clock,
                 chain_deadline=config.deadline_ms is not None,
+                chain=chain,
+                config_sha256=config_sha256,
             )
         )
     return steps

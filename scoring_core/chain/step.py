@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from scoring_core.chain.slot import CLOSE_ERROR_RECORD, ScorerSlot, close_scorer, input_dtype_of
 from scoring_core.config.schema import StepConfig
 from scoring_core.errors import ConfigError, exception_text
 from scoring_core.observe.counters import StepCounters
@@ -18,15 +20,15 @@ from scoring_core.observe.snapshot import ModelIdentity, StepView
 from scoring_core.plugins import ScorerRegistration
 from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from scoring_core.resilience.timeouts import ThreadedRunner, join_at_exit
+from scoring_core.results import Provenance
 from scoring_core.scorer import (
+    DescribesModel,
     Scorer,
     ScorerContext,
-    SupportsCancel,
-    SupportsClose,
     SupportsDescribe,
 )
 
-__all__ = ["READY", "UNAVAILABLE", "ScorerSlot", "Step"]
+__all__ = ["CLOSE_ERROR_RECORD", "READY", "UNAVAILABLE", "ScorerSlot", "Step", "close_scorer"]
 
 READY = "ready"
 UNAVAILABLE = "unavailable"
@@ -34,96 +36,6 @@ logger = logging.getLogger("scoring_core")
 # The attribute that marks the log record of a step that could not load (the CLI
 # reports those in its own words and drops the record).
 UNAVAILABLE_RECORD = "scoring_unavailable_step"
-CLOSE_ERROR_RECORD = "scoring_close_error"  # a log record's attribute: a close() that raised
-
-
-class ScorerSlot:
-    """A loaded scorer and the calls using it right now.
-
-    A slot is retired when a reload replaces its scorer or the engine closes; the
-    scorer is closed once the last call that entered the slot has left, so calls in
-    flight always finish on the scorer they started with.
-    """
-
-    __slots__ = (
-        "calls",
-        "cancellable",
-        "closed",
-        "done",
-        "dtype",
-        "error",
-        "lock",
-        "retired",
-        "scorer",
-        "step_name",
-    )
-
-    def __init__(self, scorer: Any, step_name: str) -> None:
-        self.scorer = scorer
-        self.step_name = step_name
-        self.cancellable = isinstance(scorer, SupportsCancel)
-        # The rows' element type this scorer takes (DeclaresInputDtype), float32 unless it
-        # says float64; the engine converts rows checked in the other type.
-        self.dtype = input_dtype_of(scorer)
-        self.lock = threading.Lock()
-        # One entry per call in flight. list.append and list.pop are atomic, so the
-        # normal path takes no lock: each side changes the list before it reads
-        # ``retired``, and ``retire`` sets ``retired`` before it reads the list, so
-        # whoever comes last sees the slot idle and closes it.
-        self.calls: list[None] = []
-        self.retired = False
-        self.closed = False
-        self.done = threading.Event()
-        self.error: Exception | None = None
-
-    def enter(self) -> bool:
-        """Count a call in; False when the slot is retired (look up the step's new slot)."""
-        self.calls.append(None)
-        if self.retired:
-            self.calls.pop()
-            self._close_if_idle()
-            return False
-        return True
-
-    def exit(self) -> None:
-        self.calls.pop()
-        if self.retired:
-            self._close_if_idle()
-
-    def retire(self) -> None:
-        """No new calls; close the scorer now, or when the last call in flight leaves."""
-        self.retired = True
-        self._close_if_idle()
-
-    def _close_if_idle(self) -> None:
-        if self.calls:
-            return
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-        self._close()
-
-    def close_after(self, timeout_s: float) -> Exception | None:
-        """Retire, wait up to ``timeout_s`` for calls in flight, then make sure it is closed."""
-        self.retire()
-        if not self.done.wait(timeout_s):
-            with self.lock:
-                close_now = not self.closed
-                self.closed = True
-            if close_now:
-                logger.warning(
-                    "step %r: calls still running after %.1f s; closing its scorer anyway",
-                    self.step_name,
-                    timeout_s,
-                )
-                self._close()
-            self.done.wait(timeout_s)
-        return self.error
-
-    def _close(self) -> None:
-        self.error = close_scorer(self.scorer, self.step_name)
-        self.done.set()
 
 
 @dataclass
@@ -159,11 +71,21 @@ class Step:
         required: bool = False,
         clock: Callable[[], float] = time.monotonic,
         chain_deadline: bool = False,
+        chain: str = "default",
+        config_sha256: str | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
         self.registration = registration
-        self.context = context
+        # A scorer choosing among candidates (model versions) checks each with the step's
+        # self-test, so it serves one that passes.
+        self.context = (
+            context
+            if config.self_test is None
+            else dataclasses.replace(context, self_test=self._self_test)
+        )
+        self.chain = chain
+        self.config_sha256 = config_sha256
         self.required = required
         self.counters = StepCounters()
         self.slot: ScorerSlot | None = None
@@ -328,7 +250,7 @@ class Step:
                 extra={UNAVAILABLE_RECORD: self.name},
             )
             return
-        self.slot = ScorerSlot(outcome.scorer, self.name)
+        self.slot = self._slot_for(outcome.scorer)
         logger.info(
             "step %r (scorer %r) loaded in %.1f ms",
             self.name,
@@ -358,7 +280,7 @@ class Step:
         if self.closed:  # the engine closed while the new scorer was loading
             close_scorer(outcome.scorer, self.name)
             return False
-        old, self.slot = self.slot, ScorerSlot(outcome.scorer, self.name)
+        old, self.slot = self.slot, self._slot_for(outcome.scorer)
         self.reason, self.load_seconds, self.reload_error = None, outcome.seconds, None
         if old is not None:
             old.retire()
@@ -366,6 +288,32 @@ class Step:
             self._retired = [s for s in self._retired if not s.done.is_set() or s.error]
             self._retired.append(old)
         return True
+
+    def _slot_for(self, scorer: Any) -> ScorerSlot:
+        return ScorerSlot(scorer, self.name, self.provenance_of(scorer))
+
+    def provenance_of(self, scorer: Any) -> Provenance:
+        """What ``scorer`` stamps on its scores: the chain, this step, the model it serves."""
+        identity: Any = {}
+        if isinstance(scorer, DescribesModel):
+            try:
+                identity = scorer.model_identity()
+            except Exception as exc:
+                logger.warning(
+                    "step %r: model_identity() raised %s; its scores carry no model version",
+                    self.name,
+                    exception_text(exc),
+                )
+        version = identity.get("model_version")
+        sha256 = identity.get("model_sha256")
+        return Provenance(
+            chain=self.chain,
+            step=self.name,
+            scorer=self.registration.name,
+            model_version=None if version is None else str(version),
+            model_sha256=None if sha256 is None else str(sha256),
+            config_sha256=self.config_sha256,
+        )
 
     def close(self, wait_s: float = 5.0) -> Exception | None:
         """Close the scorer once, after the calls in flight (at most ``wait_s``)."""
@@ -424,6 +372,8 @@ class Step:
                     counters.event(f"breaker_{state}") for state in (OPEN, HALF_OPEN, CLOSED)
                 ),
             }
+        if slot is not None and slot.provenance is not None:
+            data["provenance"] = slot.provenance.as_dict()
         if slot is not None and isinstance(slot.scorer, SupportsDescribe):
             try:
                 data["details"] = slot.scorer.describe()
@@ -444,24 +394,6 @@ class Step:
         )
 
 
-def close_scorer(scorer: Any, step_name: str) -> Exception | None:
-    """Call ``scorer.close()`` if it has one; return its exception, annotated."""
-    if not isinstance(scorer, SupportsClose):
-        return None
-    try:
-        scorer.close()
-    except Exception as exc:
-        exc.add_note(f"while closing the scorer of step {step_name!r}")
-        logger.error(
-            "step %r: close() raised %s",
-            step_name,
-            exception_text(exc),
-            extra={CLOSE_ERROR_RECORD: step_name},
-        )
-        return exc
-    return None
-
-
 def model_identity(scorer: Any) -> ModelIdentity | None:
     """``model_version`` and ``sha256`` from the scorer's ``describe()``; None when it
     has no describe(), it raised, or it names neither."""
@@ -479,16 +411,3 @@ def model_identity(scorer: Any) -> ModelIdentity | None:
     return ModelIdentity(
         None if version is None else str(version), None if sha256 is None else str(sha256)
     )
-
-
-def input_dtype_of(scorer: Any) -> np.dtype[Any]:
-    """float64 when the scorer declares ``input_dtype`` float64, else float32."""
-    declared = getattr(scorer, "input_dtype", None)
-    try:
-        dtype = np.dtype(declared) if declared is not None else _FLOAT32
-    except TypeError:
-        return _FLOAT32
-    return dtype if dtype == np.float64 else _FLOAT32
-
-
-_FLOAT32 = np.dtype(np.float32)

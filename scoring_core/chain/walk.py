@@ -23,7 +23,14 @@ from scoring_core.chain.step import Step
 from scoring_core.errors import ChainExhaustedError, EngineClosedError, UnknownStepError
 from scoring_core.observe.counters import ChainCounters
 from scoring_core.resilience.timeouts import Watchdog
-from scoring_core.results import EXHAUSTED_SCORER, BatchResult, Fallback, ScoreResult, StepFailure
+from scoring_core.results import (
+    EXHAUSTED_SCORER,
+    BatchResult,
+    Fallback,
+    Provenance,
+    ScoreResult,
+    StepFailure,
+)
 
 __all__ = ["Chain", "StepRun"]
 
@@ -54,6 +61,8 @@ class Chain:
         clock: Callable[[], float],
         is_closed: Callable[[], bool],
         counters: ChainCounters | None = None,
+        name: str = "default",
+        config_sha256: str | None = None,
     ) -> None:
         self.steps = tuple(steps)
         self.names = tuple(step.name for step in self.steps)
@@ -79,6 +88,15 @@ class Chain:
             watchdog=self.watchdog,
         )
         self.range_text = self.caller.range_text
+        # The provenance of a default served by on_exhausted: no step, no model.
+        self.exhausted_provenance = Provenance(
+            chain=name,
+            step=EXHAUSTED_SCORER,
+            scorer=None,
+            model_version=None,
+            model_sha256=None,
+            config_sha256=config_sha256,
+        )
 
     @property
     def rows_exhausted(self) -> int:
@@ -91,20 +109,27 @@ class Chain:
         deadline_at = None if self.deadline_s is None else self.clock() + self.deadline_s
         attempt = self.caller.attempt
         for step in self.steps:
-            value, _, failures = attempt(step, X, deadline_at, one_row=True)
+            value, _, failures, provenance = attempt(step, X, deadline_at, one_row=True)
             if not failures:
                 return ScoreResult(
                     value,
                     step.name,
                     tuple(fallbacks) if fallbacks else _NO_FALLBACKS,
                     defaults_used,
+                    provenance,
                 )
             kind, reason, _ = failures[0]
             fallbacks.append(Fallback(step.name, reason, kind))
         self._exhaust(1)
         if self.default is None:
             raise ChainExhaustedError(fallbacks, row=0)
-        return ScoreResult(self.default, EXHAUSTED_SCORER, tuple(fallbacks), defaults_used)
+        return ScoreResult(
+            self.default,
+            EXHAUSTED_SCORER,
+            tuple(fallbacks),
+            defaults_used,
+            self.exhausted_provenance,
+        )
 
     def _exhaust(self, rows: int) -> None:
         """Count rows no step could score; a closing engine explains them instead."""
@@ -126,12 +151,13 @@ class Chain:
         scorer_index = np.full(n, -1, dtype=np.int16)
         failures: list[StepFailure] = []
         remaining: npt.NDArray[np.intp] = np.arange(n)
+        provenances: list[Provenance | None] = [None] * (len(self.steps) + 1)
         deadline_at = None if self.deadline_s is None else self.clock() + self.deadline_s
         for step_index, step in enumerate(self.steps):
             if remaining.size == 0:
                 break
             whole = remaining.size == n
-            values, ok, failed = self.caller.attempt(
+            values, ok, failed, provenances[step_index] = self.caller.attempt(
                 step, X if whole else X[remaining], deadline_at
             )
             for kind, reason, mask in failed:
@@ -163,7 +189,10 @@ class Chain:
                 ]
                 raise ChainExhaustedError(records, row=int(rows[first]))
             scores[remaining] = self.default
-        return BatchResult(scores, scorer_index, self.names, failures, defaults_used, rows)
+            provenances[-1] = self.exhausted_provenance
+        return BatchResult(
+            scores, scorer_index, self.names, failures, defaults_used, rows, provenances
+        )
 
     # -- one step alone ---------------------------------------------------------------------
 
@@ -175,7 +204,7 @@ class Chain:
             raise UnknownStepError(name, self.names) from None
         n = X.shape[0]
         started = time.perf_counter_ns()
-        values, ok, failed = self.caller.attempt(step, X, None, alone=True)
+        values, ok, failed, _ = self.caller.attempt(step, X, None, alone=True)
         seconds = (time.perf_counter_ns() - started) / 1e9
         scores = np.full(n, np.nan)
         if values is None:

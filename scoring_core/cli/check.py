@@ -50,6 +50,9 @@ def check(ctx: click.Context, config_arg: Path | None, config: Path | None, as_j
             origin = step["plugin"] + (f" {step['version']}" if step.get("version") else "")
             line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"
             line += f" ({origin}), loaded in {step['load_ms']:.1f} ms"
+            served = (step.get("provenance") or {}).get("model_version")
+            if served is not None and (step.get("details") or {}).get("version") is not None:
+                line += f", model version {served}"  # a folder of versions (docs/models.md)
             if step["status"] != "ready":
                 allowed = " (optional: the chain runs without it)" if step.get("optional") else ""
                 line = f"  {step['name']:<{width}}  {step['status']:<11}  scorer={step['scorer']}"

@@ -25,12 +25,17 @@ STARTER_FILES = (
 )
 
 
+# Where a clone keeps a starter file under models/, when its name differs.
+_CHECKOUT_PATHS = {"calling_score_model.onnx": "calling_score/1/model.onnx"}
+
+
 def starter_file(name: str) -> Path:
     """A starter file: in the installed package (``scoring_core/starter/``, where the wheel
     puts the model and the features file too), else in the checkout's ``models/`` (an
     editable install of a clone)."""
     package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "starter" / name, package.parent / "models" / name):
+    in_checkout = _CHECKOUT_PATHS.get(name, name)
+    for candidate in (package / "starter" / name, package.parent / "models" / in_checkout):
         if candidate.is_file():
             return candidate
     raise click.ClickException(

@@ -17,10 +17,10 @@ __all__ = ["models"]
 
 
 @click.group(
-    short_help="Work on model files: `models annotate` writes feature names and a self-test."
+    short_help="Model files: annotate, and the versions of a step: list, promote, rollback."
 )
 def models() -> None:
-    """Work on model files (annotate them for the onnx scorer)."""
+    """Work on model files: annotate them; list versions, promote and roll back labels."""
 
 
 @models.command(short_help="Write feature names (and a self-test) into a model's metadata.")
@@ -141,3 +141,129 @@ def annotate(
             if part
         )
         click.echo(f"  the step's options must choose the same score ({choice})")
+
+
+def _default_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (a container without one)
+        return "unknown"
+
+
+_BY = click.option(
+    "--by",
+    metavar="NAME",
+    default=_default_user,
+    show_default="your user name",
+    help="Who moves the label, as recorded in the history file.",
+)
+
+
+@models.command("list", short_help="The versions of each onnx step: sha256, checks, labels.")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--step", "step_name", metavar="STEP", help="Only this step.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_command(ctx: click.Context, config: Path, step_name: str | None, as_json: bool) -> None:
+    """List the model versions of CONFIG's steps: sha256, checks, labels, what is served.
+
+    Every version is loaded and checked the way the engine would serve it."""
+    import json
+
+    from scoring_core.cli.model_versions import find_step, list_versions, versioned_steps
+
+    with errors_reported(debug_of(ctx)):
+        steps = [find_step(config, step_name)] if step_name else versioned_steps(config)
+        listed = [list_versions(config, step) for step in steps]
+    if as_json:
+        click.echo(json.dumps({"config": str(config), "steps": listed}, indent=2))
+        return
+    if not listed:
+        click.echo(f"{config}: no step's `model:` names a folder of versions")
+    for entry in listed:
+        policy = entry["version_policy"]
+        if isinstance(policy, str) and policy in entry["labels"]:
+            policy = f"{policy} -> {entry['labels'][policy]}"
+        serves = entry["serves"] if entry["serves"] is not None else "nothing (no version passes)"
+        click.echo(
+            f"step {entry['step']}: {entry['model_dir']} (version: {policy}; serves {serves})"
+        )
+        click.echo(f"  {'version':>7}  {'sha256':<16}  {'pinned':<6}  {'labels':<16}  checks")
+        for v in entry["versions"]:
+            sha = (v["sha256"] or "-")[:16]
+            pinned = "yes" if v["pinned_sha256"] else "-"
+            labels = ", ".join(v["labels"]) or "-"
+            checks = (
+                f"passed, self-test {v['self_test']}"
+                if v["checks_passed"]
+                else f"FAILED: {v['reason']}"
+            )
+            click.echo(f"  {v['version']:>7}  {sha:<16}  {pinned:<6}  {labels:<16}  {checks}")
+        dangling = sorted(
+            f"{k} -> {n}"
+            for k, n in entry["labels"].items()
+            if all(v["version"] != n for v in entry["versions"])
+        )
+        if dangling:
+            click.echo(f"  labels naming no version folder: {', '.join(dangling)}")
+
+
+def _report_move(
+    config: Path, step: str, label: str, version: int | None, by: str, debug: bool
+) -> None:
+    from scoring_core.cli.exit_codes import EXIT_PROBLEM
+    from scoring_core.cli.model_versions import LabelMoveError, move_label
+    from scoring_core.models import HISTORY_FILE
+
+    with errors_reported(debug):
+        try:
+            move, check = move_label(config, step, label, version, by=by)
+        except LabelMoveError as exc:
+            click.echo(f"refused: {exc}", err=True)
+            raise SystemExit(EXIT_PROBLEM) from None
+    if move is None:
+        click.echo(
+            f"label {label} of step {step} already points at version {check.version}; nothing moved"
+        )
+        return
+    was = move.from_version if move.from_version is not None else "no version"
+    click.echo(
+        f"{move.action}: label {label} of step {step}: {was} -> {move.to_version} "
+        f"(by {move.by}, {move.ts})"
+    )
+    click.echo(
+        f"  version {check.version}: checks passed, self-test {check.self_test}; "
+        f"sha256 {check.sha256}"
+    )
+    click.echo(f"  recorded in {check.path.parent.parent / HISTORY_FILE}")
+    click.echo(
+        "  a running engine serves it after its next reload (`watch:` picks the labels file "
+        "up by itself)"
+    )
+
+
+@models.command(short_help="Point LABEL of STEP at VERSION, once it loads and passes.")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("step")
+@click.argument("label")
+@click.argument("version", type=click.IntRange(0))
+@_BY
+@click.pass_context
+def promote(ctx: click.Context, config: Path, step: str, label: str, version: int, by: str) -> None:
+    """Point LABEL of STEP at VERSION, once VERSION loads and passes its self-test; the move
+    is appended to the history file beside the labels."""
+    _report_move(config, step, label, version, by, debug_of(ctx))
+
+
+@models.command(short_help="Point LABEL of STEP back where it was before its last move.")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("step")
+@click.argument("label")
+@_BY
+@click.pass_context
+def rollback(ctx: click.Context, config: Path, step: str, label: str, by: str) -> None:
+    """Point LABEL of STEP back at the version it had before its last promotion (from the
+    history file), once that version loads and passes its self-test."""
+    _report_move(config, step, label, None, by, debug_of(ctx))

@@ -79,6 +79,12 @@ __all__ = ["score", "score_command"]
     "adds a `variant` column and writes the experiment's exposure log.",
 )
 @metrics_option
+@click.option(
+    "--provenance",
+    is_flag=True,
+    help="Add what produced each score: chain, step_scorer, model_version, model_sha256, "
+    "config_sha256.",
+)
 @chunk_rows_option
 @click.option(
     "--workers",
@@ -148,6 +154,7 @@ def score_command(
     progress: bool | None,
     metrics_path: str | None = None,
     experiment_path: str | None = None,
+    provenance: bool = False,
 ) -> int:
     """``scoring score``: score a file, print the summary on stderr, return the exit code."""
     from scoring_core import process
@@ -241,6 +248,7 @@ def score_command(
                 workers=workers,
                 progress=bar,
                 experiment=experiment,
+                provenance=provenance,
             )
         except ChainExhaustedError as exc:
             click.echo(f"error: {exc}; no output was written", err=True)

@@ -195,7 +195,8 @@ class EngineConfig(BaseModel):
 
     model_config = _STRICT
 
-    # None: the file's stem (scoring.yaml -> scoring), or "default" for a mapping.
+    # The chain's name (provenance, metrics, the served model); None: the file's stem
+    # (scoring.yaml -> scoring), or "default" for a mapping.
     name: Name | None = None
     # None: the features come from the first step whose model names its inputs.
     features: Annotated[list[FeatureSpec], Field(min_length=1)] | str | None = None

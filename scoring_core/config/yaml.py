@@ -10,6 +10,7 @@ key paths to line numbers, so schema errors can point at the line.
 from __future__ import annotations
 
 import gc
+import hashlib
 import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ class LoadedYaml:
     data: Any
     lines: dict[KeyPath, int] = field(default_factory=dict)
     file: str | None = None
+    # The sha256 of the file's bytes, for every score's provenance (None: not from a file).
+    sha256: str | None = None
 
     def line_of(self, path: KeyPath) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
@@ -361,9 +364,13 @@ def load_yaml_file(path: str | Path) -> LoadedYaml:
             file=str(p),
         )
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError("the file is not UTF-8 text", file=str(p)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the file ({exc.strerror})", file=str(p)) from None
-    return load_yaml_text(text, file=str(p))
+    # What was parsed is what was hashed: the same bytes, read once.
+    loaded = load_yaml_text(text.replace("\r\n", "\n"), file=str(p))
+    loaded.sha256 = hashlib.sha256(data).hexdigest()
+    return loaded

@@ -20,7 +20,7 @@ from scoring_core import BatchResult, Engine
 from scoring_core.testing import read_feature_names
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_MODEL = REPO / "models" / "calling_score_model.onnx"
+SHIPPED_MODEL = REPO / "models" / "calling_score" / "1" / "model.onnx"
 FEATURE_FILE = REPO / "models" / "calling_score_features.yaml"
 FEATURES: tuple[str, ...] = read_feature_names(FEATURE_FILE)
 _DEFAULT_CHAIN = yaml.safe_load((REPO / "scoring.yaml").read_text(encoding="utf-8"))["chain"]

@@ -36,7 +36,7 @@ from scoring_core.testing import engine_for
 
 REPO = Path(__file__).resolve().parents[2]
 FEATURES_FILE = REPO / "models" / "calling_score_features.yaml"
-SHIPPED_MODEL = REPO / "models" / "calling_score_model.onnx"
+SHIPPED_MODEL = REPO / "models" / "calling_score" / "1" / "model.onnx"
 NAMES: tuple[str, ...] = tuple(entry["name"] for entry in yaml.safe_load(FEATURES_FILE.read_text()))
 F = len(NAMES)
 STEP_LOGGER = "scoring_core.step.neural"
