@@ -43,15 +43,20 @@ TOP_LEVEL_KEYS = (
     "remember_units",
     "plugins",
 )
-VARIANT_KEYS = ("name", "config", "weight")
+VARIANT_KEYS = ("name", "config", "weight", "versions")
 SHADOW_KEYS = ("config", "percent", "log")
 
 
 @dataclass(frozen=True)
 class VariantConfig:
+    """One variant. ``versions`` pins steps of its chain to a model version or label
+    (``{neural: canary}``): two variants of one config can serve two versions of a step."""
+
     name: str
     config: Path
     weight: float
+    versions: tuple[tuple[str, int | str], ...] = ()
+    versions_at: KeyPath | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +219,10 @@ def _variants(
             raise check.fail(weight_path, f"a weight cannot be negative, got {weight_value!r}")
         weight = check.number(weight_value, weight_path, 0.0, 1.0)
         config = base_dir / check.text(entry["config"], (*path, "config"))
-        variants.append(VariantConfig(name, config, weight))
+        versions = _versions(check, entry.get("versions"), (*path, "versions"))
+        variants.append(
+            VariantConfig(name, config, weight, versions, (*path, "versions") if versions else None)
+        )
     total = sum(v.weight for v in variants)
     if abs(total - 1.0) > WEIGHT_TOLERANCE:
         listed = " + ".join(f"{v.weight:g}" for v in variants)
@@ -224,6 +232,21 @@ def _variants(
             f"the weights must sum to 1, they sum to {total:g} ({listed}); nothing is equalised",
         )
     return tuple(variants)
+
+
+def _versions(check: _Checker, raw: Any, path: KeyPath) -> tuple[tuple[str, int | str], ...]:
+    """``versions: {STEP: VERSION}``: a version number, a label or ``latest`` per step."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping) or not raw:
+        raise check.fail(path, "must map step names to versions, e.g. {neural: canary}")
+    pinned: list[tuple[str, int | str]] = []
+    for step, version in raw.items():
+        at: KeyPath = (*path, str(step))
+        if isinstance(version, bool) or not isinstance(version, int | str) or version == "":
+            raise check.fail(at, "must be a version number, a label or latest")
+        pinned.append((check.text(step, at), version))
+    return tuple(pinned)
 
 
 def load_experiment_file(path: str | Path) -> ExperimentConfig:

@@ -31,6 +31,7 @@ from scoring_core.experiments.results import (
     merge_batches,
 )
 from scoring_core.experiments.shadow import ShadowRunner
+from scoring_core.experiments.variants import variant_engine
 from scoring_core.features.schema import PreparedBatch
 from scoring_core.plugins import PluginHost
 
@@ -102,7 +103,7 @@ class Experiment:
         shadow = None
         try:
             for variant in config.variants:
-                engines.append(Engine.from_yaml(variant.config, plugins=plugins))
+                engines.append(variant_engine(config, variant, plugins))
             if config.shadow is not None:
                 shadow = Engine.from_yaml(config.shadow.config, plugins=plugins)
             _same_features(config, engines, shadow)
