@@ -621,8 +621,20 @@ def scraped_metrics() -> dict[str, tuple[str, frozenset[str]]]:
     formula), counters named with their ``_total`` as the text format exposes them."""
     registry = CollectorRegistry()
     root = Path(__file__).resolve().parent.parent
-    with Engine.from_yaml(root / "scoring.yaml") as engine:
+    broken = {  # a model that is not there: a failed load, counted
+        "name": "broken",
+        "features": ["a"],
+        "chain": [
+            {"name": "model", "scorer": "onnx", "options": {"model": "missing.onnx"}},
+            {"name": "formula", "scorer": "rules", "options": {"terms": [{"constant": 0.5}]}},
+        ],
+    }
+    with (
+        Engine.from_yaml(root / "scoring.yaml") as engine,
+        Engine.from_config(broken, base_dir=root) as fallback,
+    ):
         scoring_core.metrics.register(engine, registry)
+        scoring_core.metrics.register(fallback, registry)
         engine.score_batch(np.full((2, len(engine.feature_names)), 0.5, dtype=np.float32))
         text = generate_latest(registry).decode()
     found = {}
@@ -696,3 +708,39 @@ def test_metrics_without_prometheus_client_stop_the_cli_before_scoring(
     assert result.exit_code == 2, result.output
     assert "pip install 'scoring-core[serve]'" in result.output
     assert not output.exists()
+
+
+def test_failed_model_loads_are_counted_per_version_and_reason(tmp_path: Path) -> None:
+    """With `latest`, a truncated version 2 leaves version 1 serving; each load and reload
+    counts the failure of version 2, as `invalid`."""
+    from onnx_models import write_linear_model
+
+    for version in (1, 2):
+        write_linear_model(tmp_path / "m" / str(version) / "model.onnx", 3, bias=version)
+    broken = tmp_path / "m" / "2" / "model.onnx"
+    broken.write_bytes(broken.read_bytes()[:40])
+    config = {
+        "name": "versions",
+        "features": ["a", "b", "c"],
+        "chain": [{"name": "model", "scorer": "onnx", "options": {"model": "m"}}],
+    }
+    registry = CollectorRegistry()
+    with Engine.from_config(config, base_dir=tmp_path) as engine:
+        scoring_core.metrics.register(engine, registry)
+        assert engine.diagnostics()["steps"][0]["details"]["version"] == 1
+        first = sample_values(registry, "scoring_model_load_failures_total")
+        engine.reload()
+        second = sample_values(registry, "scoring_model_load_failures_total")
+    key = (("chain", "versions"), ("reason", "invalid"), ("step", "model"), ("version", "2"))
+    assert first == {key: 1.0}
+    assert second == {key: 2.0}
+
+
+def sample_values(registry: CollectorRegistry, name: str) -> dict[tuple[Any, ...], float]:
+    text = generate_latest(registry).decode()
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                values[tuple(sorted(sample.labels.items()))] = sample.value
+    return values

@@ -28,6 +28,8 @@ class OnnxLoadError(ScoringError):
 
     def __init__(self, message: str, *, path: Path | None = None) -> None:
         self.path = path
+        # (version, reason) of each model version that failed, for a folder of versions
+        self.version_failures: list[tuple[int, str]] = []
         super().__init__(message)
 
 
@@ -40,6 +42,7 @@ class OnnxConfigError(OnnxLoadError, ConfigError):
 
     def __init__(self, message: str, *, path: Path | None = None) -> None:
         self.path = path
+        self.version_failures = []
         ConfigError.__init__(self, message)
 
 

@@ -162,13 +162,18 @@ class OnnxScorer:
             break
         if self._version is None:
             if len(failures) == 1:
+                failures[0][1].version_failures = [(failures[0][0], str(failures[0][1]))]
                 raise failures[0][1]
             config_errors = [exc for _, exc in failures if isinstance(exc, OnnxConfigError)]
             listed = "; ".join(f"version {v}: {exc}" for v, exc in failures)
             message = f"no version of {path} passed its checks ({listed})"
-            if config_errors:
-                raise OnnxConfigError(message, path=path) from config_errors[0]
-            raise OnnxLoadError(message, path=path) from failures[0][1]
+            error = (
+                OnnxConfigError(message, path=path)
+                if config_errors
+                else OnnxLoadError(message, path=path)
+            )
+            error.version_failures = [(v, str(exc)) for v, exc in failures]
+            raise error from (config_errors[0] if config_errors else failures[0][1])
         self._description.update(plan.describe())
         self._description["version"] = self._version
         self._description["version_failures"] = [

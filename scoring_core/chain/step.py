@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 from scoring_core.chain.slot import CLOSE_ERROR_RECORD, ScorerSlot, close_scorer, input_dtype_of
 from scoring_core.config.schema import StepConfig
 from scoring_core.errors import ConfigError, exception_text
-from scoring_core.observe.counters import StepCounters
+from scoring_core.observe.counters import StepCounters, load_failure_reason
 from scoring_core.observe.snapshot import ModelIdentity, StepView
 from scoring_core.plugins import ScorerRegistration
 from scoring_core.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
@@ -44,6 +44,8 @@ class LoadOutcome:
     reason: str | None
     seconds: float
     config_error: ConfigError | None = None
+    # (version, reason) of each model version that failed, from a versioned scorer
+    version_failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 class _PendingLoad:
@@ -190,7 +192,12 @@ class Step:
         except Exception as exc:
             reason = exception_text(exc)
             error = exc if isinstance(exc, ConfigError) else None
-            return LoadOutcome(None, reason, time.perf_counter() - started, error)
+            outcome = LoadOutcome(None, reason, time.perf_counter() - started, error)
+            # a scorer of model versions says which versions failed (the onnx scorer)
+            failed = getattr(exc, "version_failures", None)
+            if failed:
+                outcome.version_failures = [(str(v), str(why)) for v, why in failed]
+            return outcome
         if isinstance(scorer, type) or not isinstance(scorer, Scorer) or not callable(scorer.score):
             close_scorer(scorer, self.name)
             return LoadOutcome(
@@ -233,9 +240,27 @@ class Step:
             f"(tolerance {test.tolerance:g}): {shown}{more}"
         )
 
+    def _count_load_failures(self, outcome: LoadOutcome) -> None:
+        """Count the failed loads of this load: each failed model version (those a loaded
+        scorer skipped too, from its describe()), or the load itself when it failed."""
+        failed = list(outcome.version_failures)
+        if outcome.scorer is not None and isinstance(outcome.scorer, SupportsDescribe):
+            try:
+                details = outcome.scorer.describe()
+            except Exception:
+                details = {}
+            for entry in details.get("version_failures") or ():
+                if isinstance(entry, Mapping):
+                    failed.append((str(entry.get("version", "")), str(entry.get("reason", ""))))
+        elif outcome.scorer is None and not failed:
+            failed.append(("", outcome.reason or ""))
+        for version, why in failed:
+            self.counters.record_load_failure(version, load_failure_reason(why))
+
     def load(self) -> None:
         """Load the scorer; a failure leaves the step unavailable with its reason."""
         outcome = self._load_new()
+        self._count_load_failures(outcome)
         self.reason = outcome.reason
         self.load_seconds = outcome.seconds
         self.config_error = outcome.config_error
@@ -265,6 +290,7 @@ class Step:
         is closed once the calls already using it have finished.
         """
         outcome = self._load_new()
+        self._count_load_failures(outcome)
         self.counters.count("reloads" if outcome.scorer is not None else "reload_failures")
         if outcome.scorer is None:
             self.reload_error = outcome.reason

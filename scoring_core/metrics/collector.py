@@ -131,6 +131,7 @@ def families_of(snapshots: list[ChainSnapshot]) -> Iterator[Metric]:
     duration = families["scoring_step_duration_seconds"]
     ready = families["scoring_step_ready"]
     model = families["scoring_model_info"]
+    load_failures = families["scoring_model_load_failures_total"]
     for chain in snapshots:
         families["scoring_rows_rejected_total"].add_metric([chain.name], chain.rows_rejected)
         families["scoring_rows_exhausted_total"].add_metric([chain.name], chain.rows_exhausted)
@@ -151,6 +152,8 @@ def families_of(snapshots: list[ChainSnapshot]) -> Iterator[Metric]:
                 sum_value=latency.sum_s,
             )
             ready.add_metric(labels, 1 if step.ready and not chain.closed else 0)
+            for (version, reason), loads in counters.load_failures.items():
+                load_failures.add_metric([*labels, version, reason], loads)
             if step.model is not None and not chain.closed:
                 model.add_metric([*labels, step.model.version or "", step.model.sha256 or ""], 1)
     for family in FAMILIES:

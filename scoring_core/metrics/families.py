@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scoring_core.experiments.shadow import SHADOW_OUTCOMES  # the bounded `outcome` label
-from scoring_core.observe.counters import FAILURE_KINDS
+from scoring_core.observe.counters import FAILURE_KINDS, LOAD_FAILURE_REASONS
 
 __all__ = [
     "EXPERIMENT_FAMILIES",
@@ -92,6 +92,13 @@ FAMILIES: tuple[Family, ...] = (
         ("chain", "step", "version", "sha256"),
         "1 for the model this step serves now (version and sha256 as its scorer describes "
         "them; empty when unknown).",
+    ),
+    Family(
+        "scoring_model_load_failures_total",
+        "counter",
+        ("chain", "step", "version", "reason"),
+        "Loads and reloads of this step that failed, per model version (empty for a step "
+        "without versions), by reason: " + ", ".join(LOAD_FAILURE_REASONS) + ".",
     ),
 )
 

@@ -20,10 +20,12 @@ from typing import Any
 __all__ = [
     "FAILURE_KINDS",
     "LATENCY_BUCKETS_S",
+    "LOAD_FAILURE_REASONS",
     "ChainCounters",
     "Histogram",
     "StepCounters",
     "StepSnapshot",
+    "load_failure_reason",
 ]
 
 # Upper bounds of the latency buckets, in seconds (Prometheus' ``le``), 25 us to 1 s; a
@@ -104,6 +106,35 @@ class Histogram:
         return min(max(estimate, self.min_s), self.max_s)
 
 
+#: The bounded ``reason`` of a failed model load (``scoring_model_load_failures_total``).
+LOAD_FAILURE_REASONS = (
+    "missing",
+    "sha256",
+    "invalid",
+    "signature",
+    "self_test",
+    "timeout",
+    "other",
+)
+_LOAD_REASON_WORDS = (
+    ("timeout", ("load_timeout_s", "did not finish within", "took longer")),
+    ("sha256", ("sha256",)),
+    ("self_test", ("self-test", "self_test", "golden rows")),
+    ("missing", ("not found", "does not exist", "not a regular file", "cannot be read")),
+    ("invalid", ("not a valid onnx", "could not load model file", "parsing failed", "empty")),
+    ("signature", ("input", "output", "feature", "features", "class")),
+)
+
+
+def load_failure_reason(text: str) -> str:
+    """The bounded kind of a load failure's reason text (``other`` when none fits)."""
+    lowered = text.lower()
+    for reason, words in _LOAD_REASON_WORDS:
+        if any(word in lowered for word in words):
+            return reason
+    return "other"
+
+
 class StepCounters:
     """What one step did: calls, rows in and served, failed rows by kind, call latency,
     and named events (abandoned calls, breaker moves, reloads)."""
@@ -113,6 +144,7 @@ class StepCounters:
         "_calls",
         "_events",
         "_failed",
+        "_load_failed",
         "_lock",
         "_max_ns",
         "_min_ns",
@@ -132,6 +164,7 @@ class StepCounters:
         self._min_ns = -1
         self._max_ns = 0
         self._events: dict[str, int] = {}
+        self._load_failed: dict[tuple[str, str], int] = {}
 
     def record_call(self, rows_in: int, rows_served: int, elapsed_ns: int) -> None:
         """One call of the step's scorer: ``rows_in`` given, ``rows_served`` accepted."""
@@ -151,6 +184,13 @@ class StepCounters:
         """``rows`` the step failed, for a reason of ``kind`` (one of FAILURE_KINDS)."""
         with self._lock:
             self._failed[kind] = self._failed.get(kind, 0) + rows
+
+    def record_load_failure(self, version: str, reason: str) -> None:
+        """A load (or reload) of the step that failed: of model ``version`` ("" when the
+        step has no versions), for a reason of kind ``reason`` (LOAD_FAILURE_REASONS)."""
+        key = (version, reason if reason in LOAD_FAILURE_REASONS else "other")
+        with self._lock:
+            self._load_failed[key] = self._load_failed.get(key, 0) + 1
 
     def count(self, event: str, n: int = 1) -> None:
         """Count a named event of the step (``abandoned_calls``, ``reloads``, ...)."""
@@ -172,6 +212,7 @@ class StepCounters:
                     None if self._min_ns < 0 else self._max_ns / 1e9,
                 ),
                 events=dict(self._events),
+                load_failures=dict(self._load_failed),
             )
 
 
@@ -185,6 +226,8 @@ class StepSnapshot:
     rows_failed: Mapping[str, int]
     latency: Histogram
     events: Mapping[str, int] = field(default_factory=dict)
+    # (model version, reason kind) -> failed loads of that version
+    load_failures: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     def event(self, name: str) -> int:
         return self.events.get(name, 0)
