@@ -23,6 +23,7 @@ __all__ = [
     "ExperimentConfig",
     "ShadowConfig",
     "VariantConfig",
+    "is_experiment_file",
     "load_experiment_file",
     "parse_experiment",
 ]
@@ -224,6 +225,13 @@ def _variants(
             f"the weights must sum to 1, they sum to {total:g} ({listed}); nothing is equalised",
         )
     return tuple(variants)
+
+
+def is_experiment_file(path: str | Path) -> bool:
+    """Whether the YAML file at ``path`` is an experiment (a top-level ``experiment:``
+    key) rather than a chain config. ConfigError when it cannot be read."""
+    data = load_yaml_file(path).data
+    return isinstance(data, dict) and "experiment" in data
 
 
 def load_experiment_file(path: str | Path) -> ExperimentConfig:

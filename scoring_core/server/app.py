@@ -97,7 +97,7 @@ class _Server:
             self.on_build_failed()
             return
         for model in self.repository.models.values():
-            scoring_core.metrics.register(model.engine, self.registry)
+            model.register_metrics(self.registry)  # a chain, or an experiment's
         if self.state_dir is not None:
             self.control = ControlServer(self.state_dir, self._control)
         logger.info("serving %s", ", ".join(self.repository.models))
