@@ -122,6 +122,28 @@ def test_one_record_per_first_exposure_with_every_field(tmp_path: Path) -> None:
     assert first["bucket"] == experiment.bucket("a")
 
 
+def test_exposures_of_single_rows_and_batches_carry_the_serving_chains_provenance(
+    tmp_path: Path,
+) -> None:
+    with ab_experiment(tmp_path) as experiment:
+        experiment.score(ROW, unit="a")
+        batch = experiment.score_batch(np.stack([ROW] * 4), units=["b", "c", "d", "e"])
+        expected = {
+            "a": experiment.engines[experiment.assign("a") or "control"].score(ROW).provenance
+        }
+        for row, unit in enumerate(["b", "c", "d", "e"]):
+            origin = batch.provenance_of(row)
+            assert origin is not None
+            assert origin.chain == batch.variants[row]
+            expected[unit] = origin
+    records = {r["unit"]: r for r in exposures(tmp_path)}
+    assert set(records) == set(expected)
+    for unit, origin in expected.items():
+        assert origin is not None
+        assert records[unit]["provenance"] == origin.as_dict()
+        assert records[unit]["provenance"]["chain"] == records[unit]["chain"]
+
+
 def test_exposures_are_written_within_about_a_second_without_a_close(tmp_path: Path) -> None:
     with ab_experiment(tmp_path) as experiment:
         experiment.score(ROW, unit="early")

@@ -121,7 +121,7 @@ def test_model_metadata_shows_inputs_outputs_and_each_steps_status(
     meta = client.get_model_metadata("scoring")
     assert meta["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 39]}]
     assert [o["name"] for o in meta["outputs"]] == ["score", "scorer", "fallback_reason"]
-    assert meta["versions"] == ["1.0.0"]
+    assert meta["versions"] == ["scoring/neural@1"]  # the serving step's provenance stamp
     assert meta["parameters"]["feature_names"] == list(engine.feature_names)
     assert [(s["name"], s["status"]) for s in meta["parameters"]["steps"]] == [
         ("neural", "ready"),
@@ -131,6 +131,8 @@ def test_model_metadata_shows_inputs_outputs_and_each_steps_status(
     assert fallback[0]["status"] == "unavailable"
     assert "missing.onnx" in fallback[0]["reason"]
     assert client.is_model_ready("fallback")  # on its fallback, but it can score
+    # a path names the version bare: the version folder's number, or the file's own
+    assert client.is_model_ready("scoring", model_version="1")
     assert client.is_model_ready("scoring", model_version="1.0.0")
 
 
@@ -150,7 +152,9 @@ def test_tritonclient_scores_equal_score_batch(
     assert np.array_equal(answer.as_numpy("score"), expected.scores)
     scorers = [s if isinstance(s, str) else s.decode() for s in answer.as_numpy("scorer")]
     assert scorers == expected.scorers.tolist()
-    assert answer.get_response()["model_version"] == "1.0.0"
+    origin = expected.provenance_of(0)
+    assert origin is not None
+    assert answer.get_response()["model_version"] == origin.stamp == "scoring/neural@1"
     if binary:
         assert answer.as_numpy("fallback_reason").tolist() == [b""] * 50
 

@@ -44,17 +44,22 @@ def serve(
     max_body_mb: float,
 ) -> None:
     """Serve each CONFIG's chain (default ./scoring.yaml) over HTTP: the Open Inference
-    Protocol (KServe V2), MLflow's /invocations, /metrics. SCORING_ADMIN_TOKEN set adds
-    the reload route. Stops cleanly on SIGTERM or Ctrl-C."""
+    Protocol (KServe V2), MLflow's /invocations, /metrics. An experiment file (a top-level
+    `experiment:` key) is served as one model named after the experiment.
+    SCORING_ADMIN_TOKEN set adds the reload route. Stops cleanly on SIGTERM or Ctrl-C."""
     import scoring_core.server
     from scoring_core.config import parse_config
     from scoring_core.config.yaml import load_yaml_file
+    from scoring_core.experiments.config import is_experiment_file, load_experiment_file
 
     debug = debug_of(ctx)
     with errors_reported(debug):
         paths = [config_path(None, c) for c in configs] or [config_path(None)]
         for path in paths:  # a bad file fails now, before the port opens
-            parse_config(load_yaml_file(path))
+            if is_experiment_file(path):  # an experiment, served as one model
+                load_experiment_file(path)
+            else:
+                parse_config(load_yaml_file(path))
         process.startup_done()
         code = scoring_core.server.run(
             paths,

@@ -23,6 +23,7 @@ __all__ = [
     "ExperimentConfig",
     "ShadowConfig",
     "VariantConfig",
+    "is_experiment_file",
     "load_experiment_file",
     "parse_experiment",
 ]
@@ -247,6 +248,13 @@ def _versions(check: _Checker, raw: Any, path: KeyPath) -> tuple[tuple[str, int 
             raise check.fail(at, "must be a version number, a label or latest")
         pinned.append((check.text(step, at), version))
     return tuple(pinned)
+
+
+def is_experiment_file(path: str | Path) -> bool:
+    """Whether the YAML file at ``path`` is an experiment (a top-level ``experiment:``
+    key) rather than a chain config. ConfigError when it cannot be read."""
+    data = load_yaml_file(path).data
+    return isinstance(data, dict) and "experiment" in data
 
 
 def load_experiment_file(path: str | Path) -> ExperimentConfig:

@@ -205,7 +205,7 @@ class Experiment:
                 index,
                 entry[1],
                 result.scorer,
-                getattr(result, "provenance", None),
+                result.provenance,
             )
         if entry[2] and self._shadow is not None:
             # the caller may reuse its row once the score is back
@@ -295,14 +295,13 @@ class Experiment:
     ) -> None:
         now = time.time()
         scorers = out.scorers
-        provenance = getattr(out, "provenance", None)
         for position, (unit, ((index, bucket, _), first)) in enumerate(
             zip(units, entries, strict=True)
         ):
             if first and index >= 0:
-                scorer = scorers[position]
-                origin = provenance.get(scorer) if isinstance(provenance, Mapping) else provenance
-                self._exposures.add(now, unit, index, bucket, scorer, origin)
+                self._exposures.add(
+                    now, unit, index, bucket, scorers[position], out.provenance_of(position)
+                )
         if self._shadow is None:
             return
         shadowed = np.fromiter((e[0][2] for e in entries), dtype=bool, count=len(entries))

@@ -49,7 +49,8 @@ _WAKE_AT = 10_000
 
 
 def provenance_record(provenance: Any) -> Any:
-    """A score's provenance (``r.provenance``, when scores carry one) as JSON-ready data."""
+    """A score's provenance (``r.provenance``, a :class:`~scoring_core.Provenance`) as
+    JSON-ready data; other shapes (a mapping, a dataclass) are accepted from plugins."""
     if provenance is None:
         return None
     if hasattr(provenance, "as_dict"):
@@ -129,7 +130,7 @@ class ExposureLog:
         self, seconds: float, unit: str, variant: int, bucket: float, scorer: str, origin: Any
     ) -> None:
         """Queue one first exposure: the step that served it and the score's provenance
-        (``r.provenance`` when scores carry one; turned into a record by the writer)."""
+        (``r.provenance``; turned into a record by the writer)."""
         waiting = self._waiting
         if len(waiting) >= MAX_WAITING:
             with self._drop_lock:

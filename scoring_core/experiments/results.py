@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from scoring_core.results import BatchResult, ScoreResult, StepFailure
+from scoring_core.results import EXHAUSTED_SCORER, BatchResult, Provenance, ScoreResult, StepFailure
 
 __all__ = ["ExperimentBatchResult", "ExperimentScoreResult", "merge_batches"]
 
@@ -65,11 +65,31 @@ class ExperimentScoreResult(ScoreResult):
 
 class ExperimentBatchResult(BatchResult):
     """Scores of many rows, as :class:`~scoring_core.BatchResult`, and ``variants``: per row
-    the variant's name, or None outside coverage (an object array of length ``n``)."""
+    the variant's name, or None outside coverage (an object array of length ``n``).
 
-    __slots__ = ("variants",)
+    Provenance is per row (the variants' chains may share step names, so a step name alone
+    does not say which chain served): :meth:`provenance_of` is exact, and
+    :attr:`provenance` maps each step name that served rows to the provenance of its first
+    such row.
+    """
+
+    __slots__ = ("_row_provenances", "variants")
 
     variants: npt.NDArray[np.object_]
+    _row_provenances: npt.NDArray[np.object_]
+
+    @property
+    def provenance(self) -> dict[str, Provenance]:
+        out: dict[str, Provenance] = {}
+        names = [*self.step_names, EXHAUSTED_SCORER]
+        for row, origin in enumerate(self._row_provenances.tolist()):
+            if origin is not None:
+                out.setdefault(names[int(self.scorer_index[row])], origin)
+        return out
+
+    def provenance_of(self, row: int) -> Provenance | None:
+        origin: Provenance | None = self._row_provenances[row]
+        return origin
 
 
 def merge_batches(
@@ -87,6 +107,7 @@ def merge_batches(
     scorer_index = np.full(n, -1, dtype=np.int16)
     failures: list[StepFailure] = []
     defaults: list[tuple[str, ...]] | None = None
+    origins = np.full(n, None, dtype=object)
     for positions, part in parts:
         mapping = []
         for name in part.step_names:
@@ -95,6 +116,10 @@ def merge_batches(
             mapping.append(names.index(name))
         lookup = np.array([*mapping, -1], dtype=np.int16)  # -1 (on_exhausted) stays -1
         scores[positions] = part.scores
+        if part._provenances:  # one per step, then on_exhausted's: index -1 picks it
+            by_step = np.empty(len(part._provenances), dtype=object)
+            by_step[:] = part._provenances
+            origins[positions] = by_step[part.scorer_index]
         scorer_index[positions] = lookup[part.scorer_index]
         for failure in part._failures:
             failures.append(
@@ -113,4 +138,5 @@ def merge_batches(
         None if defaults is None else tuple(defaults),
     )
     out.variants = variants
+    out._row_provenances = origins
     return out

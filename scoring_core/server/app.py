@@ -31,7 +31,6 @@ from starlette.routing import Route
 
 import scoring_core
 import scoring_core.metrics
-from scoring_core.server.dataplane import Repository
 from scoring_core.server.errors import (
     INTERNAL_ERROR_TEXT,
     ProtocolError,
@@ -39,6 +38,7 @@ from scoring_core.server.errors import (
     status_of,
 )
 from scoring_core.server.http_metrics import HttpMetrics, families_of_registry, merged_text
+from scoring_core.server.repository import Repository
 from scoring_core.server.workers import ControlServer, ask_peers
 
 __all__ = ["ADMIN_TOKEN_VARIABLE", "Settings", "build_app"]
@@ -97,7 +97,7 @@ class _Server:
             self.on_build_failed()
             return
         for model in self.repository.models.values():
-            scoring_core.metrics.register(model.engine, self.registry)
+            model.register_metrics(self.registry)  # a chain, or an experiment's
         if self.state_dir is not None:
             self.control = ControlServer(self.state_dir, self._control)
         logger.info("serving %s", ", ".join(self.repository.models))

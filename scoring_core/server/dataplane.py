@@ -2,36 +2,33 @@
 ``handlers/dataplane.py`` idea): the routes (:mod:`scoring_core.server.app`) only turn
 requests into calls here and answers back into responses.
 
-A :class:`Repository` builds one engine per config, in the background after the server
-has started, so ``/v2/health/live`` answers at once and readiness tells the truth: a
-model is ready once its engine is built and while at least one of its steps can score.
+:class:`ServedModel` is one chain; :mod:`scoring_core.server.experiment_model` serves an
+experiment the same way, and :mod:`scoring_core.server.repository` holds every served model.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import scoring_core
 from scoring_core.engine import Engine
-from scoring_core.errors import InputError, did_you_mean, exception_text
-from scoring_core.results import BatchResult
-from scoring_core.server.errors import NotReadyError, ProtocolError, UnknownModelError
+from scoring_core.errors import InputError, did_you_mean
+from scoring_core.results import BatchResult, Provenance
+from scoring_core.server.errors import ProtocolError
 from scoring_core.server.tensors import (
     DecodedRequest,
+    InputTensor,
     OutputTensor,
     decode_request,
     encode_response,
 )
 
-__all__ = ["OUTPUT_NAMES", "Repository", "ServedModel"]
+__all__ = ["OUTPUT_NAMES", "ServedModel"]
 
 logger = logging.getLogger("scoring_core.server")
 
@@ -44,10 +41,12 @@ _VERSION_TTL_S = 1.0
 class ServedModel:
     """One chain served under its name."""
 
+    output_names: tuple[str, ...] = OUTPUT_NAMES
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.name = engine.name
-        self._version: tuple[float, str] | None = None
+        self._version: tuple[float, str, frozenset[str]] | None = None
         # A small request may be scored on the event loop (measured faster) only when no
         # step can hold it for long: each step has a timeout_ms or is the rules formula
         # (arithmetic on the rows, nothing that can wait).
@@ -63,28 +62,53 @@ class ServedModel:
 
     @property
     def version(self) -> str:
-        """The version the answers carry as ``model_version`` (read again every second at
-        most: a snapshot of the chain costs more than scoring one row)."""
+        """The provenance stamp of the step that serves now (the first that can score),
+        what metadata lists as the model's version (read again every second at most: the
+        chain's diagnostics cost more than scoring one row)."""
+        return self._versions()[1]
+
+    def serves_version(self, version: str) -> bool:
+        """Whether ``/versions/{version}`` names what is served: the stamp, or the bare
+        model version of the serving step (the version folder's number, or the version the
+        model file carries), as clients put a version in a path."""
+        return version in self._versions()[2]
+
+    def _versions(self) -> tuple[float, str, frozenset[str]]:
         now = time.monotonic()
         if self._version is None or now - self._version[0] > _VERSION_TTL_S:
-            self._version = (now, self._read_version())
-        return self._version[1]
+            stamp, names = self._read_version()
+            self._version = (now, stamp, frozenset(n for n in (stamp, *names) if n))
+        return self._version
 
     def forget_version(self) -> None:
         self._version = None
 
-    def _read_version(self) -> str:
-        """The version the answers carry as ``model_version``.
+    def _read_version(self) -> tuple[str, tuple[str, ...]]:
+        """The serving step's provenance stamp, and the bare versions a path may name."""
+        return _serving_stamp(self.engine)
 
-        TODO(model versions): this becomes the chain's provenance stamp
-        (``r.provenance``) when that lands; until then it is the model version of the
-        first step that can score (the step that serves, unless it fails a row), or ""
-        when that step describes no model (the rules formula).
-        """
-        for step in self.engine.snapshot().steps:
-            if step.ready:
-                return (step.model.version or "") if step.model is not None else ""
-        return ""
+    def version_of(self, result: BatchResult) -> str:
+        """An answer's ``model_version``: the provenance stamp of the first row's score
+        (exactly the loaded scorer that produced it, across a reload in flight); when the
+        request held no row, what is served now."""
+        if len(result):
+            origin = result.provenance_of(0)
+            if origin is not None:
+                return origin.stamp
+        return self.version
+
+    def register_metrics(self, registry: Any) -> None:
+        """Expose the chain in ``registry`` (``scoring_core.metrics``)."""
+        import scoring_core.metrics
+
+        scoring_core.metrics.register(self.engine, registry)
+
+    def reload(self) -> dict[str, str]:
+        """Reload the chain's steps; per step, the engine's outcome."""
+        return self.engine.reload()
+
+    def close(self) -> None:
+        self.engine.close()
 
     def metadata(self) -> dict[str, Any]:
         engine = self.engine
@@ -130,27 +154,33 @@ class ServedModel:
     def infer(self, body: bytes, header_length: int | None) -> tuple[bytes, int | None]:
         """Score an OIP infer request; the body and the binary header's length (or None)."""
         request = decode_request(body, header_length)
-        wanted = request.outputs if request.outputs is not None else list(OUTPUT_NAMES)
+        names = self.output_names
+        wanted = request.outputs if request.outputs is not None else list(names)
         for name in wanted:
-            if name not in OUTPUT_NAMES:
+            if name not in names:
                 raise ProtocolError(
-                    f"no output {name!r}{did_you_mean(name, OUTPUT_NAMES, list_known=False)}; "
-                    f"outputs: {', '.join(OUTPUT_NAMES)}"
+                    f"no output {name!r}{did_you_mean(name, names, list_known=False)}; "
+                    f"outputs: {', '.join(names)}"
                 )
-        result = self.engine.score_batch(self._rows(request))
+        result = self.score_request(request)
         binary = request.binary_outputs
         if request.outputs is None and request.binary_by_default:
-            binary = set(OUTPUT_NAMES)
-        head: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
+            binary = set(names)
+        head: dict[str, Any] = {"model_name": self.name, "model_version": self.version_of(result)}
         if request.id is not None:
             head["id"] = request.id
-        return encode_response(head, _outputs(result, wanted), binary)
+        return encode_response(head, self.outputs(result, wanted), binary)
 
-    def _rows(self, request: DecodedRequest) -> Any:
+    def score_request(self, request: DecodedRequest) -> BatchResult:
+        return self.engine.score_batch(self._rows(request.inputs))
+
+    def outputs(self, result: BatchResult, wanted: Sequence[str]) -> list[OutputTensor]:
+        return _outputs(result, wanted)
+
+    def _rows(self, tensors: Sequence[InputTensor]) -> Any:
         """The rows to score: a 2-D array from ``features``, or a table of one column per
         feature tensor (the engine then checks names, defaults and values)."""
         width = len(self.engine.feature_names)
-        tensors = request.inputs
         if any(t.name == FEATURES_TENSOR for t in tensors):
             if len(tensors) > 1:
                 raise ProtocolError(
@@ -207,6 +237,18 @@ class ServedModel:
             )
         ]
         return json.dumps({"predictions": predictions}, separators=(",", ":")).encode()
+
+
+def _serving_stamp(engine: Engine) -> tuple[str, tuple[str, ...]]:
+    """The provenance stamp of the first step that can score (the step that serves,
+    unless it fails a row), and that step's bare model versions; ("", ()) if none can."""
+    for step in engine.diagnostics()["steps"]:
+        if step["status"] != "ready" or not step.get("provenance"):
+            continue
+        origin = Provenance(**step["provenance"])
+        file_version = (step.get("details") or {}).get("model_version")
+        return origin.stamp, tuple(str(v) for v in (origin.model_version, file_version) if v)
+    return "", ()
 
 
 def _outputs(result: BatchResult, wanted: Sequence[str]) -> list[OutputTensor]:
@@ -268,109 +310,3 @@ def _mlflow_rows(body: bytes, content_type: str) -> Any:
         if len(row) != len(columns):
             raise InputError.for_row(index, f"has {len(row)} values for {len(columns)} columns")
     return [dict(zip(columns, row, strict=True)) for row in data]
-
-
-class Repository:
-    """Every served chain by name, built from config files in a background thread."""
-
-    def __init__(self, configs: Sequence[str | Path]) -> None:
-        self.configs = [Path(c) for c in configs]
-        self.models: dict[str, ServedModel] = {}
-        self.built = threading.Event()
-        self.error: str | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def build(self) -> None:
-        """Build each chain; on a failure, close the ones built and keep the error."""
-        try:
-            for path in self.configs:
-                engine = Engine.from_yaml(path)
-                with self._lock:
-                    if engine.name in self.models:
-                        engine.close()
-                        raise ProtocolError(
-                            f"two configs serve a chain named {engine.name!r} "
-                            f"({path}); give one a `name:` of its own"
-                        )
-                    if self._closed:  # shut down while building: it was never served
-                        engine.close()
-                        break
-                    self.models[engine.name] = ServedModel(engine)
-        except Exception as exc:
-            self.error = (
-                str(exc)
-                if isinstance(exc, scoring_core.ScoringError | ProtocolError)
-                else exception_text(exc)
-            )
-            logger.error("the served chains could not be built: %s", self.error)
-            self.close()
-        finally:
-            self.built.set()
-
-    @property
-    def ready(self) -> bool:
-        return (
-            self.built.is_set()
-            and self.error is None
-            and not self._closed
-            and all(m.ready for m in self.models.values())
-        )
-
-    def not_ready_reason(self) -> str:
-        if self.error is not None:
-            return f"the served chains could not be built: {self.error}"
-        if not self.built.is_set():
-            return "the served chains are still loading"
-        if self._closed:
-            return "the server is shutting down"
-        waiting = [m.name for m in self.models.values() if not m.ready]
-        return f"no step can score for chain(s): {', '.join(waiting)}"
-
-    def get(self, name: str, version: str | None = None) -> ServedModel:
-        """The served model ``name`` (at ``version`` when given); 404 or 503 otherwise."""
-        if not self.built.is_set():
-            raise NotReadyError("the served chains are still loading")
-        model = self.models.get(name)
-        if model is None:
-            raise UnknownModelError(
-                f"no model {name!r}{did_you_mean(name, self.models, list_known=False)}; "
-                f"served: {', '.join(self.models) or 'none'}"
-            )
-        if version is not None and version != model.version:
-            raise UnknownModelError(
-                f"model {name!r} has no version {version!r}; it serves {model.version!r}"
-                if model.version
-                else f"model {name!r} has no version {version!r}; it serves no versioned model"
-            )
-        return model
-
-    def first(self) -> ServedModel:
-        """The model ``/invocations`` scores with (the first config's chain)."""
-        if not self.built.is_set():
-            raise NotReadyError("the served chains are still loading")
-        if not self.models:
-            raise NotReadyError(self.not_ready_reason())
-        return next(iter(self.models.values()))
-
-    def reload(self, name: str) -> dict[str, str]:
-        """Reload the chain's steps; per step, the engine's outcome."""
-        model = self.get(name)
-        try:
-            return model.engine.reload()
-        finally:
-            model.forget_version()
-
-    def close(self) -> list[str]:
-        """Close every engine once (their cleanup hooks run); the errors, as text."""
-        with self._lock:
-            self._closed = True
-            models = list(self.models.values())
-        errors = []
-        for model in models:
-            try:
-                model.engine.close()
-            except Exception as exc:
-                errors.append(f"{model.name}: {exception_text(exc)}")
-                logger.error("closing chain %r: %s", model.name, exception_text(exc))
-        return errors
