@@ -4,16 +4,19 @@ Servers, each a process of its own on this machine, all with the same model
 (models/calling_score/1/model.onnx) and the same Open Inference Protocol JSON request:
 
   (a) `scoring serve scoring.yaml` (one worker);
-  (b) a minimal Starlette endpoint on uvicorn (httptools, uvloop) that parses the JSON,
-      calls ONNX Runtime inline and answers JSON: the floor;
+  (b) a minimal Starlette endpoint on uvicorn (httptools, uvloop) that parses the JSON
+      with orjson (as (a) does), calls ONNX Runtime inline (one intra-op thread, as
+      scoring.yaml) and answers JSON: the floor;
   (c) MLServer 1.7 with a custom runtime calling ONNX Runtime, when `--mlserver PYTHON`
       names a Python that has mlserver installed (kept out of the project's environment).
 
 The load generator is asyncio over raw keep-alive sockets, C connections each sending its
 next request when the last answer is in. Reported: single-row requests/s and p50/p99
-latency per concurrency, and rows/s for 1,000-row requests.
+latency per concurrency, and rows/s for 1,000-row requests. The servers are measured in
+turn for each load, --rounds times over, and each figure is the median of its rounds (the
+load generator shares the machine's cores with the server, so one run is noisy).
 
-    python benchmarks/bench_serve.py [--seconds 5] [--concurrency 1 4 8 16]
+    python benchmarks/bench_serve.py [--seconds 5] [--rounds 3] [--concurrency 1 4 8 16]
         [--mlserver /tmp/mlserver-venv/bin/python]
 """
 
@@ -42,9 +45,10 @@ SCORING = str(Path(sys.executable).with_name("scoring"))
 
 FLOOR_APP = textwrap.dedent(
     """
-    import json, sys
+    import sys
     import numpy as np
     import onnxruntime as ort
+    import orjson
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
@@ -55,13 +59,13 @@ FLOOR_APP = textwrap.dedent(
     feed = session.get_inputs()[0].name
 
     async def infer(request):
-        tensor = json.loads(await request.body())["inputs"][0]
+        tensor = orjson.loads(await request.body())["inputs"][0]
         X = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
         scores = session.run(None, {feed: X})[0].reshape(-1)
         body = {"model_name": "floor", "outputs": [
             {"name": "score", "datatype": "FP32", "shape": [len(scores)],
              "data": scores.tolist()}]}
-        return Response(json.dumps(body), media_type="application/json")
+        return Response(orjson.dumps(body), media_type="application/json")
 
     async def ready(request):
         return Response("{}", media_type="application/json")
@@ -210,6 +214,7 @@ def start_servers(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--mlserver", help="a Python with mlserver 1.7 installed")
@@ -222,23 +227,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         servers = start_servers(args, Path(workdir))
         try:
-            results: dict[str, dict[str, tuple[float, float, float]]] = {}
+            loads = [*(str(c) for c in args.concurrency), "batch"]
+            runs: dict[str, dict[str, list[tuple[float, float, float]]]] = {
+                name: {key: [] for key in loads} for name in servers
+            }
+            for _ in range(args.rounds):
+                for key in loads:  # the servers in turn for each load: paired figures
+                    for name, (_, port, model) in servers.items():
+                        if key == "batch":
+                            payload = request_bytes(port, model, thousand)
+                            lat = load(port, payload, args.batch_clients, args.seconds)
+                            runs[name][key].append((len(lat) * 1000 / args.seconds, 0.0, 0.0))
+                            continue
+                        lat = load(port, request_bytes(port, model, one), int(key), args.seconds)
+                        p50 = statistics.median(lat) * 1000
+                        p99 = float(np.percentile(lat, 99)) * 1000
+                        runs[name][key].append((len(lat) / args.seconds, p50, p99))
+            results: dict[str, dict[str, tuple[float, float, float]]] = {
+                name: {
+                    key: tuple(statistics.median(column) for column in zip(*figures, strict=True))
+                    for key, figures in by_key.items()
+                }
+                for name, by_key in runs.items()
+            }
+            print(f"medians of {args.rounds} rounds of {args.seconds:g} s each")
             print(f"{'server':<22} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-            for name, (_, port, model) in servers.items():
-                results[name] = {}
+            for name in servers:
                 for clients in args.concurrency:
-                    lat = load(port, request_bytes(port, model, one), clients, args.seconds)
-                    rate = len(lat) / args.seconds
-                    p50 = statistics.median(lat) * 1000
-                    p99 = float(np.percentile(lat, 99)) * 1000
-                    results[name][str(clients)] = (rate, p50, p99)
+                    rate, p50, p99 = results[name][str(clients)]
                     print(f"{name:<22} {clients:>7} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f}")
             print(f"\n{'server':<22} {'1,000-row requests, clients':>28} {'rows/s':>10}")
-            for name, (_, port, model) in servers.items():
-                lat = load(port, request_bytes(port, model, thousand), args.batch_clients,
-                           args.seconds)  # fmt: skip
-                rows_per_s = len(lat) * 1000 / args.seconds
-                results[name]["batch"] = (rows_per_s, 0.0, 0.0)
+            for name in servers:
+                rows_per_s = results[name]["batch"][0]
                 print(f"{name:<22} {args.batch_clients:>28} {rows_per_s:>10.0f}")
             floor = results["(b) Starlette + ORT"]
             peak = max(args.concurrency, key=lambda c: floor[str(c)][0])

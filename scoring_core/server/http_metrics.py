@@ -50,9 +50,18 @@ class HttpMetrics:
             registry=registry,
         )
 
+        # the labelled children, kept: labels() takes a lock and builds a key per call
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.duration.labels(route, method).observe(seconds)
+        children = self._children.get((route, method, status))
+        if children is None:
+            children = self._children[(route, method, status)] = (
+                self.requests.labels(route, method, str(status)),
+                self.duration.labels(route, method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def families_of_registry(registry: CollectorRegistry) -> list[dict[str, Any]]:
