@@ -20,8 +20,10 @@ _LABEL_ATTRIBUTES = ("classlabels_int64s", "classlabels_ints", "classlabels_stri
 _HOPS = 8  # how far back from an output to look for the operator carrying the labels
 
 
-def class_labels(path: Path) -> Callable[[str], list[Any] | None]:
-    """A lookup ``output name -> labels`` for the model at ``path`` (None: not known).
+def class_labels(model: Path | bytes) -> Callable[[str], list[Any] | None]:
+    """A lookup ``output name -> labels`` for ``model``, a file or the bytes of one
+    (None: not known). The scorer passes the bytes it checked and loaded, so the labels
+    are those of the served model even if the file changed meanwhile.
 
     The graph is read (with the ``onnx`` package, imported then) at the first lookup,
     which only a matrix or ZipMap output needs; without ``onnx`` no labels are known.
@@ -34,7 +36,12 @@ def class_labels(path: Path) -> Callable[[str], list[Any] | None]:
                 import onnx
             except ImportError:
                 return ()
-            graph.append(onnx.load(str(path), load_external_data=False).graph)
+            proto = (
+                onnx.load_model_from_string(model)
+                if isinstance(model, bytes)
+                else onnx.load(str(model), load_external_data=False)
+            )
+            graph.append(proto.graph)
         return graph[0].node
 
     def lookup(output: str) -> list[Any] | None:

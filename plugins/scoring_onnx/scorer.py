@@ -219,7 +219,7 @@ class OnnxScorer:
             output=options.output,
             class_label=options.class_,
             column=options.column,
-            labels=class_labels(path),
+            labels=class_labels(model_file.data),
         )
         metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
         # Per-feature inputs were matched by name: that is the check.
