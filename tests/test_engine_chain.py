@@ -15,7 +15,7 @@ from scorers import (
     built,
 )
 
-from scoring_core import ChainExhaustedError, ConfigError, EngineClosedError
+from scoring_core import ChainExhaustedError, ConfigError, EngineClosedError, InputError
 from scoring_core.testing import engine_for, scorer_plugin
 
 PLUGIN = scorer_plugin(
@@ -200,3 +200,42 @@ def test_score_step_scores_one_step_alone() -> None:
     assert unavailable.failed.all()
     assert unavailable.reason is not None
     assert "model.onnx not found" in unavailable.reason
+
+
+@pytest.mark.parametrize("first", ["mean", "raising", "broken", "wrong_shape", "out_of_range"])
+def test_a_one_row_batch_agrees_with_the_same_row_in_a_bigger_batch(first: str) -> None:
+    """score_batch walks a single row the one-row way (faster); what it answers is what the
+    same row gets inside a larger batch: score, scorer, fallback steps and provenance."""
+    X = rows(3)
+    with engine_for(chain(first, "constant"), plugins=[PLUGIN], output_range=[0, 1]) as engine:
+        big = engine.score_batch(X)
+        for i in range(3):
+            one = engine.score_batch(X[i : i + 1])
+            assert one.scores.tolist() == [big.scores[i]]
+            assert one.scorers.tolist() == [big.scorers[i]]
+            assert one.provenance_of(0) == big.provenance_of(i)
+            assert one.rows.tolist() == [0]
+            steps = [r.split(":")[0] for r in one.fallback_reasons()[0].split("; ") if r]
+            expected = [r.split(":")[0] for r in big.fallback_reasons()[i].split("; ") if r]
+            assert steps == expected
+
+
+def test_a_bad_single_row_in_score_batch_is_the_same_error_as_in_a_batch() -> None:
+    with engine_for(chain("mean"), plugins=[PLUGIN]) as engine:
+        bad = rows(2)
+        bad[0, 3] = 7.0
+        with pytest.raises(InputError) as alone:
+            engine.score_batch(bad[:1])
+        prepared = engine.prepare_batch(bad)
+    assert str(alone.value) == str(prepared.errors[0])
+
+
+def test_an_exhausted_single_row_names_the_callers_row_number() -> None:
+    with engine_for(chain("raising"), plugins=[PLUGIN]) as engine:
+        X = rows(3)
+        X[0, 0] = 5.0  # row 0 is bad input, so the good rows are 1 and 2
+        prepared = engine.prepare_batch(X[:2])
+        with pytest.raises(ChainExhaustedError) as info:
+            engine.score_prepared(prepared)
+    assert prepared.rows.tolist() == [1]
+    assert "row 1" in str(info.value)

@@ -35,6 +35,8 @@ from scoring_core.results import (
 __all__ = ["Chain", "StepRun"]
 
 _NO_FALLBACKS: tuple[Fallback, ...] = ()
+_FIRST_ROW = np.zeros(1, dtype=np.intp)
+_FIRST_ROW.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ class Chain:
     ) -> BatchResult:
         """Score checked rows; ``rows`` maps them to the caller's row numbers."""
         n = X.shape[0]
+        if n == 1:
+            return self._one_row_batch(X, rows, defaults_used)
         scores = np.empty(n, dtype=np.float64)
         scorer_index = np.full(n, -1, dtype=np.int16)
         failures: list[StepFailure] = []
@@ -192,6 +196,47 @@ class Chain:
             provenances[-1] = self.exhausted_provenance
         return BatchResult(
             scores, scorer_index, self.names, failures, defaults_used, rows, provenances
+        )
+
+    def _one_row_batch(
+        self,
+        X: npt.NDArray[np.float32],
+        rows: npt.NDArray[np.intp],
+        defaults_used: tuple[tuple[str, ...], ...] | None,
+    ) -> BatchResult:
+        """A batch of one row, walked as :meth:`score_row` walks it (about twice as fast
+        as the masks of the batch path for one row: a server's single-row requests)."""
+        failures: list[StepFailure] = []
+        provenances: list[Provenance | None] = [None] * (len(self.steps) + 1)
+        deadline_at = None if self.deadline_s is None else self.clock() + self.deadline_s
+        attempt = self.caller.attempt
+        for step_index, step in enumerate(self.steps):
+            value, _, failed, provenances[step_index] = attempt(step, X, deadline_at, one_row=True)
+            if not failed:
+                return BatchResult(
+                    np.array([value]),
+                    np.array([step_index], dtype=np.int16),
+                    self.names,
+                    failures,
+                    defaults_used,
+                    rows,
+                    provenances,
+                )
+            kind, reason, _ = failed[0]
+            failures.append(StepFailure(step.name, _FIRST_ROW, reason, kind))
+        self._exhaust(1)
+        if self.default is None:
+            records = [Fallback(f.step, f.reason, f.kind) for f in failures]
+            raise ChainExhaustedError(records, row=int(rows[0]))
+        provenances[-1] = self.exhausted_provenance
+        return BatchResult(
+            np.array([self.default], dtype=np.float64),
+            np.array([-1], dtype=np.int16),
+            self.names,
+            failures,
+            defaults_used,
+            rows,
+            provenances,
         )
 
     # -- one step alone ---------------------------------------------------------------------
