@@ -18,7 +18,7 @@ import numpy as np
 
 from scoring_core.engine import Engine
 from scoring_core.errors import InputError, did_you_mean
-from scoring_core.results import BatchResult, Provenance
+from scoring_core.results import EXHAUSTED_SCORER, BatchResult, Provenance
 from scoring_core.server.errors import ProtocolError
 from scoring_core.server.tensors import (
     DecodedRequest,
@@ -28,7 +28,7 @@ from scoring_core.server.tensors import (
     encode_response,
 )
 
-__all__ = ["OUTPUT_NAMES", "ServedModel"]
+__all__ = ["OUTPUT_NAMES", "ServedModel", "may_score_inline"]
 
 logger = logging.getLogger("scoring_core.server")
 
@@ -36,6 +36,23 @@ FEATURES_TENSOR = "features"
 OUTPUT_NAMES = ("score", "scorer", "fallback_reason")
 _ROW_DTYPES = ("FP32", "FP64")
 _VERSION_TTL_S = 1.0
+#: Scorers whose call on a few rows ends on its own, in a time that does not depend on
+#: waiting for anything: the rules formula (arithmetic on the rows) and onnx (one pass of
+#: a graph, on the caller's thread). A plugin's scorer may wait (on a socket, a lock), so
+#: its steps need a ``timeout_ms`` before a request of theirs may hold the event loop.
+_SCORERS_THAT_END = frozenset({"rules", "onnx"})
+
+
+def may_score_inline(engines: Sequence[Engine]) -> bool:
+    """Whether small requests of these chains may be scored on the event loop: each step
+    is bounded by its ``timeout_ms`` or is a scorer that cannot wait
+    (:data:`_SCORERS_THAT_END`). The server still times each such request and moves a
+    chain that turns out slow to a thread (``app._InlineGate``)."""
+    return all(
+        step["timeout_ms"] is not None or step["scorer"] in _SCORERS_THAT_END
+        for engine in engines
+        for step in engine.diagnostics()["steps"]
+    )
 
 
 class ServedModel:
@@ -47,13 +64,7 @@ class ServedModel:
         self.engine = engine
         self.name = engine.name
         self._version: tuple[float, str, frozenset[str]] | None = None
-        # A small request may be scored on the event loop (measured faster) only when no
-        # step can hold it for long: each step has a timeout_ms or is the rules formula
-        # (arithmetic on the rows, nothing that can wait).
-        self.bounded = all(
-            step["timeout_ms"] is not None or step["scorer"] == "rules"
-            for step in engine.diagnostics()["steps"]
-        )
+        self.inline_allowed = may_score_inline([engine])
 
     @property
     def ready(self) -> bool:
@@ -257,7 +268,9 @@ def _outputs(result: BatchResult, wanted: Sequence[str]) -> list[OutputTensor]:
         if name == "score":
             out.append(OutputTensor(name, "FP64", result.scores))
         elif name == "scorer":
-            out.append(OutputTensor(name, "BYTES", result.scorers.tolist()))
+            names = (*result.step_names, EXHAUSTED_SCORER)  # index -1: on_exhausted
+            scorers = [names[i] for i in result.scorer_index.tolist()]
+            out.append(OutputTensor(name, "BYTES", scorers))
         else:
             out.append(OutputTensor(name, "BYTES", result.fallback_reasons(detail=False)))
     return out

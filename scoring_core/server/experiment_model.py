@@ -21,6 +21,7 @@ from scoring_core.server.dataplane import (
     _mlflow_rows,
     _outputs,
     _serving_stamp,
+    may_score_inline,
 )
 from scoring_core.server.errors import ProtocolError
 from scoring_core.server.tensors import DecodedRequest, InputTensor, OutputTensor
@@ -42,11 +43,7 @@ class ServedExperiment(ServedModel):
         self.experiment = experiment
         self.name = experiment.name
         self._unit_names = {UNIT_TENSOR, experiment.unit_field}
-        self.bounded = all(
-            step["timeout_ms"] is not None or step["scorer"] == "rules"
-            for engine in self._engines()
-            for step in engine.diagnostics()["steps"]
-        )
+        self.inline_allowed = may_score_inline(self._engines())
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ServedExperiment:

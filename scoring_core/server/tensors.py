@@ -218,6 +218,36 @@ def _input(raw: Any, binary: memoryview, at: int) -> tuple[InputTensor, int]:
     return InputTensor(name, datatype, shape, array), at
 
 
+_FLOAT_ROWS = {"FP32": NUMERIC_DTYPES["FP32"], "FP64": NUMERIC_DTYPES["FP64"]}
+
+
+def _plain_request(request: Any) -> DecodedRequest | None:
+    """The request most clients send, decoded with few checks: nothing but ``inputs``,
+    one FP32 or FP64 tensor of shape ``[n, F]`` whose ``data`` are floats, and no
+    parameters. It is what :func:`decode_request` makes of it the long way; None for
+    anything else, which then goes the long way (and gets its error messages)."""
+    if type(request) is not dict or len(request) != 1:
+        return None
+    inputs = request.get("inputs")
+    if type(inputs) is not list or len(inputs) != 1:
+        return None
+    tensor = inputs[0]
+    if type(tensor) is not dict or len(tensor) != 4:
+        return None
+    name, shape = tensor.get("name"), tensor.get("shape")
+    dtype = _FLOAT_ROWS.get(tensor.get("datatype"))  # type: ignore[arg-type]
+    if dtype is None or type(name) is not str or type(shape) is not list or len(shape) != 2:
+        return None
+    rows, width = shape
+    if type(rows) is not int or type(width) is not int or rows < 0 or width < 0:
+        return None
+    array = _numbers(tensor.get("data"), rows * width, dtype)
+    if array is None:
+        return None
+    return DecodedRequest([InputTensor(name, tensor["datatype"], (rows, width),
+                                       array.reshape(rows, width))])  # fmt: skip
+
+
 def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequest:
     """Parse an infer request body (JSON, or the binary extension when ``header_length``,
     the ``Inference-Header-Content-Length`` header, is given); ProtocolError when it is
@@ -233,6 +263,10 @@ def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequ
         request = _loads(view[:header_length].tobytes() if header_length < len(body) else body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"the request is not valid JSON: {exc}") from None
+    if header_length == len(body):
+        plain = _plain_request(request)
+        if plain is not None:
+            return plain
     request = _object(request, "the infer request")
     raw_inputs = request.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
