@@ -13,8 +13,10 @@ Servers, each a process of its own on this machine, all with the same model
 The load generator is asyncio over raw keep-alive sockets, C connections each sending its
 next request when the last answer is in. Reported: single-row requests/s and p50/p99
 latency per concurrency, and rows/s for 1,000-row requests. The servers are measured in
-turn for each load, --rounds times over, and each figure is the median of its rounds (the
-load generator shares the machine's cores with the server, so one run is noisy).
+turn for each load (in the other order every other round), --rounds times over; each
+figure is the median of its rounds, and each ratio to (b) the median of the rounds' ratios
+(the load generator shares the machine's cores with the server, and the machine is shared:
+one run is noisy, and it drifts between rounds).
 
     python benchmarks/bench_serve.py [--seconds 5] [--rounds 3] [--concurrency 1 4 8 16]
         [--mlserver /tmp/mlserver-venv/bin/python]
@@ -42,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "calling_score" / "1" / "model.onnx"
 SCORING = str(Path(sys.executable).with_name("scoring"))
+FLOOR = "(b) Starlette + ORT"
 
 FLOOR_APP = textwrap.dedent(
     """
@@ -183,7 +186,7 @@ def start_servers(
              f"import sys, uvicorn; sys.path.insert(0, {str(workdir)!r}); sys.argv[1:] = "
              f"[{str(MODEL)!r}]; import floor_app; uvicorn.run(floor_app.app, port={port}, "
              "http='httptools', loop='uvloop', access_log=False, log_level='warning')"]  # fmt: skip
-    servers["(b) Starlette + ORT"] = (
+    servers[FLOOR] = (
         subprocess.Popen(floor, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         port,
         "floor",
@@ -231,9 +234,11 @@ def main() -> None:
             runs: dict[str, dict[str, list[tuple[float, float, float]]]] = {
                 name: {key: [] for key in loads} for name in servers
             }
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 for key in loads:  # the servers in turn for each load: paired figures
-                    for name, (_, port, model) in servers.items():
+                    # every other round in the other order: no server always goes first
+                    order = list(servers.items())[:: -1 if round_ % 2 else 1]
+                    for name, (_, port, model) in order:
                         if key == "batch":
                             payload = request_bytes(port, model, thousand)
                             lat = load(port, payload, args.batch_clients, args.seconds)
@@ -250,25 +255,40 @@ def main() -> None:
                 }
                 for name, by_key in runs.items()
             }
-            print(f"medians of {args.rounds} rounds of {args.seconds:g} s each")
-            print(f"{'server':<22} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+            # each round's (x) / (b) from the same round, then their median: the machine's
+            # drift between rounds cancels out of a ratio taken minutes apart
+            ratio = {
+                name: {
+                    key: statistics.median(
+                        x[0] / b[0] for x, b in zip(by_key[key], runs[FLOOR][key], strict=True)
+                    )
+                    for key in loads
+                }
+                for name, by_key in runs.items()
+            }
+            print(f"medians of {args.rounds} rounds of {args.seconds:g} s each; x (b): the "
+                  "median of each round's ratio to (b)")  # fmt: skip
+            print(f"{'server':<22} {'clients':>7} {'req/s':>9} {'x (b)':>6} {'p50 ms':>8} "
+                  f"{'p99 ms':>8}")  # fmt: skip
             for name in servers:
                 for clients in args.concurrency:
                     rate, p50, p99 = results[name][str(clients)]
-                    print(f"{name:<22} {clients:>7} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f}")
-            print(f"\n{'server':<22} {'1,000-row requests, clients':>28} {'rows/s':>10}")
+                    print(f"{name:<22} {clients:>7} {rate:>9.0f} "
+                          f"{ratio[name][str(clients)]:>6.2f} {p50:>8.2f} {p99:>8.2f}")  # fmt: skip
+            print(f"\n{'server':<22} {'1,000-row requests, clients':>28} {'rows/s':>10} "
+                  f"{'x (b)':>6}")  # fmt: skip
             for name in servers:
                 rows_per_s = results[name]["batch"][0]
-                print(f"{name:<22} {args.batch_clients:>28} {rows_per_s:>10.0f}")
-            floor = results["(b) Starlette + ORT"]
+                print(f"{name:<22} {args.batch_clients:>28} {rows_per_s:>10.0f} "
+                      f"{ratio[name]['batch']:>6.2f}")  # fmt: skip
+            floor = results[FLOOR]
             peak = max(args.concurrency, key=lambda c: floor[str(c)][0])
             print(f"\n(b) peaks at {peak} clients ({floor[str(peak)][0]:.0f} req/s)")
             for name, by_clients in results.items():
-                rate, _, p99 = by_clients[str(peak)]
+                _, _, p99 = by_clients[str(peak)]
                 print(
-                    f"{name:<22} at {peak} clients: {rate / floor[str(peak)][0]:.2f}x (b) in "
-                    f"req/s, p99 {p99:.2f} ms; 1,000-row rows/s "
-                    f"{by_clients['batch'][0] / floor['batch'][0]:.2f}x (b)"
+                    f"{name:<22} at {peak} clients: {ratio[name][str(peak)]:.2f}x (b) in "
+                    f"req/s, p99 {p99:.2f} ms; 1,000-row rows/s {ratio[name]['batch']:.2f}x (b)"
                 )
         finally:
             for process, _, _ in servers.values():
