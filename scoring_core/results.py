@@ -77,6 +77,12 @@ class Fallback:
     kind: str = "error"
 
 
+def fallback_text(step: str, kind: str, reason: str, *, detail: bool = True) -> str:
+    """One fallback as ``"step: reason"``; with ``detail=False`` an unavailable step reads
+    ``"step: unavailable"`` (see :meth:`BatchResult.fallback_reasons`)."""
+    return f"{step}: {'unavailable' if not detail and kind == 'unavailable' else reason}"
+
+
 class ScoreResult:
     """One row's score.
 
@@ -120,6 +126,13 @@ class ScoreResult:
             "defaults_used": list(self.defaults_used),
             "provenance": None if self.provenance is None else self.provenance.as_dict(),
         }
+
+    def fallback_reason(self, *, detail: bool = True) -> str:
+        """``"step: reason; step: reason"`` for the steps tried before the scorer, ``""``
+        when the first step scored (the row's entry in ``BatchResult.fallback_reasons``)."""
+        return "; ".join(
+            fallback_text(f.step, f.kind, f.reason, detail=detail) for f in self.fallbacks
+        )
 
     def __repr__(self) -> str:
         extra = f", fallbacks={list(self.fallbacks)!r}" if self.fallbacks else ""
@@ -208,8 +221,7 @@ class BatchResult:
         """
         reasons = [""] * len(self)
         for failure in self._failures:
-            brief = not detail and failure.kind == "unavailable"
-            text = f"{failure.step}: {'unavailable' if brief else failure.reason}"
+            text = fallback_text(failure.step, failure.kind, failure.reason, detail=detail)
             for row in failure.rows.tolist():
                 reasons[row] = f"{reasons[row]}; {text}" if reasons[row] else text
         return reasons

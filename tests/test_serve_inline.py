@@ -4,6 +4,7 @@ and the short decoding of the plain request (the same tensors as the long way)."
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -11,7 +12,9 @@ import pytest
 
 pytest.importorskip("starlette")
 
+from scoring_core import Engine
 from scoring_core.server import inline
+from scoring_core.server.dataplane import ServedModel
 from scoring_core.server.tensors import decode_request
 
 
@@ -78,3 +81,56 @@ def test_integers_in_a_plain_request_take_the_long_way_and_its_checks() -> None:
     (tensor,) = decode_request(body).inputs
     assert isinstance(tensor.data, np.ndarray)
     assert tensor.data.tolist() == [[1.0, 0.0]]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _chain_file(tmp_path: Path, model: str, on_exhausted: str = "raise") -> Path:
+    """scoring.yaml with its model folder replaced (a missing one: the formula serves)."""
+    text = (ROOT / "scoring.yaml").read_text()
+    text = text.replace("models/calling_score_features.yaml",
+                        str(ROOT / "models" / "calling_score_features.yaml"))  # fmt: skip
+    text = text.replace("model: models/calling_score", f"model: {model}")
+    text = text.replace("on_exhausted: raise", f"on_exhausted: {on_exhausted}")
+    path = tmp_path / "chain.yaml"
+    path.write_text(text)
+    return path
+
+
+def _answers(model: ServedModel, row: list[float]) -> tuple[object, object]:
+    """The answer to a plain one-row request, and to the same row asked the long way (the
+    outputs named), each as bytes or the error raised."""
+    tensor = {"name": "features", "datatype": "FP32", "shape": [1, len(row)], "data": row}
+    outputs = [{"name": name} for name in model.output_names]
+    answers = []
+    for request in ({"inputs": [tensor]}, {"inputs": [tensor], "outputs": outputs}):
+        try:
+            answers.append(model.infer(orjson.dumps(request), None))
+        except Exception as exc:
+            answers.append((type(exc), str(exc)))
+    return answers[0], answers[1]
+
+
+@pytest.mark.parametrize("where", ["served", "missing", "exhausted"])
+def test_a_one_row_answer_is_byte_for_byte_the_long_way_s(tmp_path: Path, where: str) -> None:
+    if where == "served":
+        config = ROOT / "scoring.yaml"
+    elif where == "missing":  # no version in the folder: the formula serves, saying why
+        config = _chain_file(tmp_path, str(tmp_path))
+    else:  # no step can score: on_exhausted's default, an integer in the YAML
+        config = _chain_file(tmp_path, str(tmp_path), "{score: 0}")
+        text = config.read_text()
+        config.write_text(text[: text.index("  - name: formula")] + text[text.index("\non_") :])
+    rng = np.random.default_rng(3)
+    rows = [*rng.random((20, 39), np.float32).tolist(), [0.0] * 39, [1.0] * 39, [1.5] * 39]
+    with Engine.from_yaml(config) as engine:
+        model = ServedModel(engine)
+        scorers = set()
+        for row in rows:
+            plain, long_way = _answers(model, row)
+            assert plain == long_way
+            if isinstance(plain, tuple) and isinstance(plain[0], bytes):
+                scorers.add(orjson.loads(plain[0])["outputs"][1]["data"][0])
+        assert scorers == {"served": {"neural"}, "missing": {"formula"},
+                           "exhausted": {"on_exhausted"}}[where]  # fmt: skip

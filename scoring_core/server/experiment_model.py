@@ -37,6 +37,7 @@ class ServedExperiment(ServedModel):
     """An experiment under its key (``experiment:``)."""
 
     output_names = EXPERIMENT_OUTPUT_NAMES
+    scores_one_row = False  # each row goes to its unit's variant
 
     def __init__(self, experiment: Experiment) -> None:
         super().__init__(experiment.control)  # the rows' features are the control's

@@ -45,6 +45,7 @@ __all__ = [
     "OutputTensor",
     "decode_request",
     "encode_bytes",
+    "encode_one_row",
     "encode_response",
 ]
 
@@ -83,6 +84,8 @@ class DecodedRequest:
     binary_outputs: set[str] = field(default_factory=set)
     binary_by_default: bool = False
     id: str | None = None
+    #: nothing but one float tensor in ``inputs`` (what :func:`_plain_request` reads)
+    plain: bool = False
 
 
 @dataclass
@@ -245,7 +248,7 @@ def _plain_request(request: Any) -> DecodedRequest | None:
     if array is None:
         return None
     return DecodedRequest([InputTensor(name, tensor["datatype"], (rows, width),
-                                       array.reshape(rows, width))])  # fmt: skip
+                                       array.reshape(rows, width))], plain=True)  # fmt: skip
 
 
 def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequest:
@@ -313,6 +316,21 @@ def encode_bytes(values: Sequence[str]) -> bytes:
         parts.append(struct.pack("<I", len(raw)))
         parts.append(raw)
     return b"".join(parts)
+
+
+def encode_one_row(head: dict[str, Any], score: float, scorer: str, reason: str) -> bytes:
+    """What :func:`encode_response` gives for one row's ``score``, ``scorer`` and
+    ``fallback_reason`` as JSON, built in one go (a server's single-row answer)."""
+    return _dumps(
+        {
+            **head,
+            "outputs": [
+                {"name": "score", "datatype": "FP64", "shape": [1], "data": [score]},
+                {"name": "scorer", "datatype": "BYTES", "shape": [1], "data": [scorer]},
+                {"name": "fallback_reason", "datatype": "BYTES", "shape": [1], "data": [reason]},
+            ],
+        }
+    )
 
 
 def encode_response(
