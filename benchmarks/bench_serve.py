@@ -13,11 +13,11 @@ Servers, each a process of its own on this machine, all with the same model
 The load generator is asyncio over raw keep-alive sockets, C connections each sending its
 next request when the last answer is in. Reported: single-row requests/s and p50/p99
 latency per concurrency, and rows/s for 1,000-row requests; then each server's ratio and
-p99 where (b) peaks and at its knee (the fewest clients within 5% of that peak). The servers are measured in
-turn for each load (in the other order every other round), --rounds times over; each
-figure is the median of its rounds, and each ratio to (b) the median of the rounds' ratios
-(the load generator shares the machine's cores with the server, and the machine is shared:
-one run is noisy, and it drifts between rounds).
+p99 where (b) peaks and at its knee (the fewest clients within 5% of that peak). The
+servers are measured in turn for each load (in the other order every other round),
+--rounds times over; each figure is the median of its rounds, and each ratio to (b) the
+median of the rounds' ratios (the load generator shares the machine's cores with the
+server, and the machine is shared: one run is noisy, and it drifts between rounds).
 
     python benchmarks/bench_serve.py [--seconds 5] [--rounds 3] [--concurrency 1 2 4 8 16]
         [--mlserver /tmp/mlserver-venv/bin/python]
