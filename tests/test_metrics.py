@@ -692,6 +692,40 @@ def test_a_run_that_stops_on_an_exhausted_row_still_writes_its_metrics(tmp_path:
     assert value(samples, "scoring_rows_served_total", chain="scoring", step="model") == 1
 
 
+@pytest.mark.parametrize("clash", ["output", "rejects file", "input", "no folder"])
+def test_metrics_that_would_replace_another_file_of_the_run_are_refused_first(
+    tmp_path: Path, clash: str
+) -> None:
+    config, data, _, _ = metrics_project(tmp_path)
+    output, rejects = tmp_path / "out.csv", tmp_path / "bad.csv"
+    rejects.write_text("kept\n")
+    metrics = {"output": output, "rejects file": rejects, "input": data,
+               "no folder": tmp_path / "nope" / "m.prom"}[clash]  # fmt: skip
+    before = data.read_text()
+    args = ["score", str(data), "-o", str(output), "--rejects", str(rejects)]
+    result = run_cli(*args, "-c", str(config), "--metrics", str(metrics))
+    assert result.exit_code == 2, result.output
+    expected = {
+        "output": "is also the output",
+        "rejects file": "is also the rejects file",
+        "input": "it is the input file",
+        "no folder": "there is no folder",
+    }[clash]
+    assert expected in result.output
+    assert not output.exists()  # refused before any work
+    assert rejects.read_text() == "kept\n"
+    assert data.read_text() == before
+
+
+def test_compare_metrics_naming_its_rejects_file_are_refused(tmp_path: Path) -> None:
+    config, data, _, _ = metrics_project(tmp_path)
+    rejects = tmp_path / "rejects.csv"
+    args = ["compare", str(data), "-c", str(config), "--rejects", str(rejects)]
+    result = run_cli(*args, "--metrics", str(tmp_path / "." / "rejects.csv"))
+    assert result.exit_code == 2, result.output
+    assert "is also the rejects file" in result.output
+
+
 def test_metrics_without_prometheus_client_stop_the_cli_before_scoring(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,7 +100,7 @@ def compare_command(
         print_report,
         save_plot,
     )
-    from scoring_core.cli.files import file_format
+    from scoring_core.cli.files import check_metrics_target, file_format
     from scoring_core.cli.report import warn_unavailable
     from scoring_core.engine import Engine
     from scoring_core.errors import OutputError, did_you_mean
@@ -129,6 +129,9 @@ def compare_command(
         rejects_path or default_compare_rejects_path(input_path), always=rejects_path is not None
     )
     check_target(rejected_rows.path, what="rejects file", source=input_path)
+    check_metrics_target(
+        metrics_path, source=input_path, others={"plot": plot, "rejects file": rejected_rows.path}
+    )
     closing = closing_reported(Engine.from_yaml(config))
     with (
         closing,

@@ -3,18 +3,20 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import click
 
 from scoring_core.batch.tables import SCORE_COLUMNS
 from scoring_core.errors import did_you_mean
-from scoring_core.io import FORMATS, STDIO, TableReader, format_of
+from scoring_core.io import FORMATS, STDIO, TableReader, check_target, format_of
 
 if TYPE_CHECKING:
     from scoring_core.engine import Engine
 
-__all__ = ["file_format", "kept_columns"]
+__all__ = ["check_metrics_target", "file_format", "kept_columns"]
 
 
 def file_format(path: str, given: str | None, *, role: str) -> str:
@@ -27,6 +29,27 @@ def file_format(path: str, given: str | None, *, role: str) -> str:
         f"cannot tell the {role} format of {what} from its extension; pass --{role}-format "
         f"(or --format): one of {', '.join(FORMATS)}"
     )
+
+
+def check_metrics_target(
+    metrics_path: str | None, *, source: str, others: Mapping[str, str | None]
+) -> None:
+    """Refuse ``--metrics FILE`` before any work where writing it would lose a file: a
+    folder, the input, or another file of the run (``others``: what it is -> its path)."""
+    if metrics_path is None:
+        return
+    check_target(metrics_path, what="metrics file", source=source)
+    for what, other in others.items():
+        if other is None or other == STDIO:
+            continue
+        same = os.path.abspath(metrics_path) == os.path.abspath(other)
+        if not same and os.path.exists(metrics_path) and os.path.exists(other):
+            same = os.path.samefile(metrics_path, other)  # a link, another spelling
+        if same:
+            raise click.UsageError(
+                f"--metrics {metrics_path} is also the {what}, which the metrics would "
+                "replace: name another file"
+            )
 
 
 def kept_columns(reader: TableReader, engine: Engine, keep: str | None) -> tuple[str, ...]:

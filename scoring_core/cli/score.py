@@ -167,7 +167,7 @@ def score_command(
         EXIT_STEP_UNAVAILABLE,
         EXIT_UNEXPECTED,
     )
-    from scoring_core.cli.files import file_format, kept_columns
+    from scoring_core.cli.files import check_metrics_target, file_format, kept_columns
     from scoring_core.cli.report import (
         ProgressBar,
         summary_lines,
@@ -214,6 +214,9 @@ def score_command(
         check_target(target.rejects, what="rejects file", source=input_path)
         if output != STDIO and os.path.abspath(target.rejects) == os.path.abspath(output):
             raise click.UsageError("--rejects must name another file than the output")
+    check_metrics_target(
+        metrics_path, source=input_path, others={"output": output, "rejects file": target.rejects}
+    )
     started = time.perf_counter()
     counts = None
     experiment = None
