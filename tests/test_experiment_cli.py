@@ -92,3 +92,31 @@ def test_experiment_and_config_together_are_a_usage_error(tmp_path: Path) -> Non
     )
     assert result.exit_code == 2
     assert "give --experiment or --config, not both" in result.stderr
+
+
+def test_metrics_of_an_experiment_run_cover_every_variant_and_the_exposures(
+    tmp_path: Path,
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    experiment = files(tmp_path)
+    source = tmp_path / "rows.csv"
+    units = [f"u{i}" for i in range(40)]
+    source.write_text("user_id,f0,f1,f2\n" + "".join(f"{u},0.5,0.5,0.5\n" for u in units))
+    metrics = tmp_path / "run.prom"
+    args = ["score", str(source), "-o", str(tmp_path / "out.csv"), "--experiment"]
+    result = CliRunner().invoke(cli, [*args, str(experiment), "--metrics", str(metrics)])
+    assert result.exit_code == 0, result.output
+    samples = [
+        s for family in text_string_to_metric_families(metrics.read_text()) for s in family.samples
+    ]
+    lines = (tmp_path / "exposures.jsonl").read_text().splitlines()
+    logged = [json.loads(line)["variant"] for line in lines]
+    exposures = {
+        s.labels["variant"]: s.value for s in samples if s.name == "scoring_exposures_total"
+    }
+    assert exposures == {v: float(logged.count(v)) for v in ("control", "treatment")}
+    assert all(exposures.values())  # 40 units: both variants got some
+    served = {s.labels["step"]: s.value for s in samples if s.name == "scoring_rows_served_total"}
+    assert served == {"control_formula": exposures["control"],
+                      "treatment_formula": exposures["treatment"]}  # fmt: skip

@@ -231,7 +231,8 @@ def score_command(
             experiment.control if experiment is not None else Engine.from_yaml(config)
         )
         stack.enter_context(closing)
-        stack.enter_context(written_at_exit(closing.engine, metrics_path))
+        metered = experiment if experiment is not None else closing.engine
+        stack.enter_context(written_at_exit(metered, metrics_path))
         reader = stack.enter_context(open_input(input_path, in_format))
         engine = closing.engine
         loaded = time.perf_counter()

@@ -72,6 +72,7 @@ class Experiment:
         self._remember = config.remember_units
         self._closed = False
         self._close_lock = threading.Lock()
+        self._background_errors: list[Exception] | None = None  # set once they are stopped
         self._host = PluginHost(
             config_plugins=config.plugins, code_plugins=plugins, base_dir=config.base_dir
         )
@@ -388,6 +389,19 @@ class Experiment:
         ):
             logger.error("scoring_exposures failed: %s", error)
 
+    def finish_background(self) -> None:
+        """Once the scoring is over: write every exposure still waiting and let the shadow
+        score the rows it holds, then stop both; the chains stay open until :meth:`close`.
+        The final counts are then in :meth:`metric_counts` (what ``--metrics`` writes).
+        Idempotent; :meth:`close` does it first."""
+        with self._close_lock:
+            if self._background_errors is not None:
+                return
+            self._background_errors = []
+        if self._shadow is not None:
+            self._background_errors.extend(self._shadow.close())
+        self._exposures.close()
+
     def close(self) -> None:
         """Flush and close the exposure log, stop the shadow, close every chain. Idempotent;
         errors are raised together afterwards, as an ExceptionGroup."""
@@ -395,10 +409,8 @@ class Experiment:
             if self._closed:
                 return
             self._closed = True
-        errors: list[Exception] = []
-        if self._shadow is not None:
-            errors.extend(self._shadow.close())
-        self._exposures.close()
+        self.finish_background()
+        errors: list[Exception] = list(self._background_errors or ())
         for engine in reversed(self._engines):
             try:
                 engine.close()

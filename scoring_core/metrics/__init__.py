@@ -72,9 +72,10 @@ def unregister(engine: Engine, registry: CollectorRegistry | None = None) -> Non
     collector.unregister(engine, registry)
 
 
-def write_textfile(path: str | Path, *engines: Engine) -> None:
-    """Write the metrics of ``engines`` to ``path`` in Prometheus text format, atomically
-    (a temporary file beside it, then a rename)."""
+def write_textfile(path: str | Path, *sources: Engine | Experiment) -> None:
+    """Write the metrics of ``sources`` (engines, and experiments with all their chains) to
+    ``path`` in Prometheus text format, atomically (a temporary file beside it, then a
+    rename)."""
     from scoring_core.metrics import textfile
 
-    textfile.write_textfile(path, *engines)
+    textfile.write_textfile(path, *sources)
