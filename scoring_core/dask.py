@@ -16,7 +16,7 @@ gets the plugin again from the scheduler).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,12 +247,14 @@ def score_files(
     rejects: str | Path | None = None,
     kept: Sequence[str] | None = None,
     chunk_rows: int = 65_536,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Counts, ClusterSummary, JobFolders]:
     """Score Parquet ``inputs`` into the folder ``output`` (one part per input) and the
     rejects folder, committed only when every task succeeded.
 
     The engines :func:`start_engines` built for ``config`` on this client serve the job
     (their files were packed then); otherwise the files are packed and shipped now.
+    ``progress(files_done, rows_read)`` is called as each file's task finishes.
     """
     name = _started.get((id(client), Path(config).resolve()), "")
     if not name or _by_config.get(Path(config).resolve()) != name:
@@ -276,7 +278,7 @@ def score_files(
             )
             for index, (path, part) in enumerate(zip(inputs, parts, strict=True))
         ]
-        results = client.gather(futures)
+        results = _results(futures, progress)
         counts = merged_counts(_counts_of(result) for result in results)
         summary = diagnostics(client=client)
         folders.commit(parts, {**counts_as_dict(counts), "inputs": list(inputs)})
@@ -284,6 +286,24 @@ def score_files(
         folders.discard()
         raise
     return counts, summary, folders
+
+
+def _results(
+    futures: list[Any], progress: Callable[[int, int], None] | None
+) -> list[dict[str, Any]]:
+    """The tasks' results in input order, taken as they finish; the first failure raises."""
+    from distributed import as_completed
+
+    position = {future.key: index for index, future in enumerate(futures)}
+    results: list[dict[str, Any]] = [{}] * len(futures)
+    rows = 0
+    for done, future in enumerate(as_completed(futures), 1):  # type: ignore[no-untyped-call]
+        result = future.result()
+        results[position[future.key]] = result
+        rows += result["rows_in"]
+        if progress is not None:
+            progress(done, rows)
+    return results
 
 
 def _counts_of(result: dict[str, Any]) -> Counts:

@@ -302,6 +302,29 @@ def test_the_cli_refuses_what_a_dask_run_cannot_do(tmp_path: Path) -> None:
     result = run_cli(*["score", str(tmp_path / "*.parquet"), "-o", "out", "--dask", "local:2"])
     assert result.exit_code == 2
     assert "no files match" in result.stderr
+    for option in (["--metrics", str(tmp_path / "m.prom")], ["--provenance"], ["--fail-on-empty"]):
+        args = ["score", str(tmp_path / "rows.csv"), "-o", str(tmp_path / "out"), *option]
+        result = run_cli(*args, "--dask", "local:2")
+        assert result.exit_code == 2, result.output
+        assert f"{option[0]} is not available with --dask" in result.stderr
+        assert not (tmp_path / "m.prom").exists()
+
+
+def test_progress_with_dask_counts_the_files_as_their_tasks_finish(tmp_path: Path) -> None:
+    table, _ = sample_with_bad_rows()
+    write_parts(table, tmp_path / "in", 4)
+    config = shipped_project(tmp_path / "project")
+    args = ["score", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-c", str(config)]
+    result = run_cli(*args, "--dask", "local:2", "--progress")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    # not a terminal: plain lines, the last one when every file is done, before the summary
+    progress = [line for line in lines if line.startswith("progress: 4 file(s): ")]
+    assert progress
+    assert progress[-1].startswith("progress: 4 file(s): 3,000 rows, done in ")
+    assert lines.index(progress[-1]) < next(
+        i for i, x in enumerate(lines) if x.startswith("rows in")
+    )
 
 
 def test_the_cli_names_the_worker_that_could_not_load_a_step_and_exits_1(

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from scoring_core.io import TableReader
 
 __all__ = [
+    "FilesDone",
     "MissingStep",
     "ProgressBar",
     "counts_lines",
@@ -154,6 +155,22 @@ _BAR_PARTS_WIDTH = 55
 PLAIN_EVERY_S = 5.0
 
 
+class _Progress(Protocol):
+    def progress(self, rows: int) -> tuple[int, int | None]: ...
+
+
+class FilesDone:
+    """How far a job over many files is (:class:`ProgressBar` reads it as a reader's
+    ``progress``): the files finished out of ``total``."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+
+    def progress(self, rows: int) -> tuple[int, int | None]:
+        return self.done, self.total
+
+
 class ProgressBar:
     """Progress on stderr: rows, rows/s, and how far (and how long to go) when the size is
     known. On a terminal, a rich bar; otherwise (or without rich) a plain line every
@@ -162,7 +179,7 @@ class ProgressBar:
     def __init__(
         self,
         enabled: bool,
-        reader: TableReader,
+        reader: TableReader | _Progress,
         label: str,
         *,
         terminal: bool | None = None,

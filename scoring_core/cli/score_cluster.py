@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,13 @@ from typing import Any
 import click
 
 __all__ = ["input_files", "score_on_dask"]
+
+# the options of a local run that a Dask job cannot honour: refused, never ignored
+_LOCAL_ONLY = {
+    "metrics_path": "--metrics",
+    "provenance": "--provenance",
+    "fail_on_empty": "--fail-on-empty",
+}
 
 
 def input_files(pattern: str) -> list[str]:
@@ -76,16 +84,25 @@ def score_on_dask(
     fail_on_reject: bool,
     allow_unavailable: bool,
     chunk_rows: int,
+    progress: bool | None = None,
     **_local_only: Any,
 ) -> int:
     """Run the job on Dask, print the summary on stderr, return the exit code."""
     if output is None or output == "-":
         raise click.UsageError("--dask writes a folder of Parquet parts: give -o FOLDER")
+    for name, option in _LOCAL_ONLY.items():
+        if _local_only.get(name):
+            raise click.UsageError(
+                f"{option} is not available with --dask (its workers do not report it); "
+                f"score without --dask to use {option}"
+            )
     from scoring_core.batch import open_input
     from scoring_core.cli.exit_codes import EXIT_OK, EXIT_PROBLEM, EXIT_STEP_UNAVAILABLE
     from scoring_core.cli.files import kept_columns
     from scoring_core.cli.report import (
+        FilesDone,
         MissingStep,
+        ProgressBar,
         counts_lines,
         unavailable_at_start,
         unavailable_lines,
@@ -116,6 +133,14 @@ def score_on_dask(
 
         scoring_dask.start_engines(config, client=client)
         loaded = time.perf_counter()
+        files = FilesDone(len(inputs))
+        show = progress if progress is not None else sys.stderr.isatty()
+        bar = ProgressBar(show, files, f"{len(inputs)} file(s)")
+
+        def file_done(done: int, rows: int) -> None:
+            files.done = done
+            bar.update(rows)
+
         try:
             counts, summary, folders = scoring_dask.score_files(
                 client,
@@ -125,10 +150,13 @@ def score_on_dask(
                 rejects=rejects_path,
                 kept=kept,
                 chunk_rows=chunk_rows,
+                progress=file_done,
             )
         except ChainExhaustedError as exc:
             click.echo(f"error: {exc}; no output was written", err=True)
             return EXIT_PROBLEM
+        finally:
+            bar.close()
         done = time.perf_counter()
     finally:
         cluster = getattr(client, "cluster", None) if address.startswith("local") else None
