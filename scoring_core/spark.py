@@ -7,11 +7,12 @@ The config and the files it names are packed into one archive and shipped with
 folder and caches one engine (as MLflow's ``spark_udf`` caches its model), which scores
 the Arrow batches of every task it runs, through the code of ``scoring score``.
 
-Each task adds its rows' counts and its engine's step statuses to an accumulator, per
-worker process; ``diagnostics()`` reads it on the driver as a
-:class:`~scoring_core.distributed.summary.ClusterSummary`. Spark adds the updates of
-successful tasks only, so a retried task counts once; an action that runs the scoring
-twice (no cache) counts twice.
+Each task adds its partition's counts and its engine's step statuses to an accumulator;
+``diagnostics()`` reads it on the driver as a
+:class:`~scoring_core.distributed.summary.ClusterSummary`, per worker process. Spark adds
+the updates of successful tasks only, so a retried task counts once; a partition scored
+again (a second action on a DataFrame that is not cached) replaces its earlier counts, so
+the summary is that of one scoring of the DataFrame.
 
 Retries are Spark's own (``spark.task.maxFailures``; in local mode, ``local[N,F]``).
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 try:
-    from pyspark import SparkFiles
+    from pyspark import SparkFiles, TaskContext
     from pyspark.accumulators import AccumulatorParam
     from pyspark.sql import types as spark_types
 except ImportError as exc:  # pragma: no cover - exercised without the extra
@@ -56,20 +57,29 @@ _archives: list[str] = []  # the driver's folder of archives to ship, made at th
 
 
 class _WorkerReports(AccumulatorParam[dict[str, Any]]):
-    """Per worker process: the counts of its tasks (added up) and its steps' statuses."""
+    """``parts``: per partition, the worker process that scored it last and its counts;
+    ``steps``: per worker process, its steps' statuses."""
 
     def zero(self, value: dict[str, Any]) -> dict[str, Any]:
-        return {}
+        return {"parts": {}, "steps": {}}
 
     def addInPlace(self, mine: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
-        for worker, report in other.items():
-            if worker not in mine:
-                mine[worker] = report
-                continue
-            before = mine[worker]
-            both = merged_counts([_counts(before["counts"]), _counts(report["counts"])])
-            mine[worker] = {"counts": counts_as_dict(both), "steps": report["steps"]}
+        if not mine:
+            mine = self.zero(mine)
+        mine["parts"].update(other.get("parts", {}))  # a partition scored again replaces
+        mine["steps"].update(other.get("steps", {}))
         return mine
+
+
+def _by_worker(value: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each worker process's counts (over the partitions it scored last) and statuses."""
+    parts: dict[str, list[Counts]] = {worker: [] for worker in value.get("steps") or {}}
+    for worker, counts in (value.get("parts") or {}).values():
+        parts.setdefault(worker, []).append(_counts(counts))
+    return {
+        worker: {"counts": counts_as_dict(merged_counts(counts)), "steps": value["steps"][worker]}
+        for worker, counts in parts.items()
+    }
 
 
 def _counts(data: dict[str, Any]) -> Counts:
@@ -136,7 +146,7 @@ def score_dataframe(df: Any, config: str | Path) -> Any:
         check_frame_columns(engine, df.columns)
     spark_context = df.sparkSession.sparkContext
     file_name = _ship(spark_context, bundle)
-    reports = spark_context.accumulator({}, _WorkerReports())
+    reports = spark_context.accumulator({"parts": {}, "steps": {}}, _WorkerReports())
     _accumulators[Path(config).resolve()] = reports
     _latest[:] = [Path(config).resolve()]
     config_name, digest = bundle.config_name, bundle.digest
@@ -151,7 +161,9 @@ def score_dataframe(df: Any, config: str | Path) -> Any:
             parts.append(counts)
             yield from out.to_batches()
         total = counts_as_dict(merged_counts(parts))
-        reports.add({worker_name(): {"counts": total, "steps": _statuses(engine)}})
+        worker = worker_name()
+        partition = TaskContext.get().partitionId()  # type: ignore[union-attr]
+        reports.add({"parts": {partition: (worker, total)}, "steps": {worker: _statuses(engine)}})
 
     return df.mapInArrow(score_batches, _result_schema(df.schema))
 
@@ -184,5 +196,8 @@ def diagnostics(config: str | Path | None = None) -> ClusterSummary:
     if accumulator is None:
         raise RuntimeError(f"no scoring job of {config} has run yet; call score_dataframe first")
     return ClusterSummary.from_diagnostics(
-        {worker: _as_diagnostics(report) for worker, report in accumulator.value.items()}
+        {
+            worker: _as_diagnostics(report)
+            for worker, report in _by_worker(accumulator.value).items()
+        }
     )

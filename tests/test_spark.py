@@ -108,6 +108,17 @@ def test_scores_equal_score_batch_and_bad_rows_keep_their_place_with_a_reason(
     assert sum(sum(rows.values()) for rows in summary.rows_by_worker.values()) == len(good)
 
 
+def test_two_actions_on_an_uncached_frame_count_its_rows_once(spark: Any, tmp_path: Path) -> None:
+    table, bad = sample_with_bad_rows()
+    config = shipped_project(tmp_path / "project")
+    scored = scoring_spark.score_dataframe(frame_of(spark, table, tmp_path / "in", 4), config)
+    scored.write.parquet(str(tmp_path / "out"))
+    assert scored.filter("reject_reason IS NOT NULL").count() == len(bad)  # scores it again
+    summary = scoring_spark.diagnostics(config)
+    assert summary.rows_served == {"neural": table.num_rows - len(bad), "formula": 0}
+    assert summary.rows_rejected == len(bad)
+
+
 def test_a_task_that_kills_its_python_worker_is_retried_and_the_output_is_complete(
     spark: Any, tmp_path: Path
 ) -> None:
