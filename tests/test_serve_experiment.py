@@ -271,3 +271,48 @@ def test_model_version_is_the_provenance_stamp_and_moves_with_promote_and_reload
     assert served.status_code == 200, served.text
     gone = httpx.get(server.url + "/v2/models/calling-ab/versions/1/ready", timeout=10)
     assert gone.status_code == 404
+
+
+def test_an_experiment_served_by_two_workers_logs_and_counts_every_exposure_once(
+    folder: Path, tmp_path: Path, experiment: Experiment
+) -> None:
+    """Both worker processes append to the one exposure log: every request's units are in
+    it once, whole lines, and the merged /metrics count them all."""
+    import concurrent.futures
+
+    served = tmp_path / "served"
+    served.mkdir()
+    for name in ("neural.yaml", "formula.yaml", "ab.yaml"):
+        (served / name).write_text((folder / name).read_text())
+    (served / "m").symlink_to(folder / "m")
+    batches = [[f"w{i}-u{j}" for j in range(30)] for i in range(60)]  # 60 requests of 30
+    with ServerProcess([str(served / "ab.yaml"), "--workers", "2"]) as server:
+
+        def send(units: list[str]) -> list[str]:
+            answer = post(server, "/v2/models/calling-ab/infer", json=infer_body(rows(30), units))
+            assert answer.status_code == 200, answer.text
+            (variant,) = (o for o in answer.json()["outputs"] if o["name"] == "variant")
+            return list(variant["data"])
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answered = list(pool.map(send, batches))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = httpx.get(server.url + "/metrics", timeout=10).text
+            exposed = [
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith('scoring_exposures_total{experiment="calling-ab"')
+            ]
+            if sum(exposed) >= 60 * 30:
+                break
+            time.sleep(0.1)
+        assert sum(exposed) == 60 * 30
+        assert server.stop() == 0
+    records = [json.loads(line) for line in (served / "exposures.jsonl").read_text().splitlines()]
+    units = [u for batch in batches for u in batch]
+    assert sorted(r["unit"] for r in records) == sorted(units)
+    variant_of = {r["unit"]: r["variant"] for r in records}
+    for batch, variants in zip(batches, answered, strict=True):
+        assert variants == [experiment.assign(u) for u in batch]
+        assert [variant_of[u] for u in batch] == variants
