@@ -303,9 +303,10 @@ class Engine:
 
         The new scorer is built and checked (and self-tested) beside the old one, then
         swapped in; calls already running finish on the scorer they started with,
-        which is closed after them. Returns, per step, ``"reloaded"``,
-        ``"kept old: <reason>"``, or ``"unavailable: <reason>"`` when there was no old
-        scorer.
+        which is closed after them. Returns, per step, ``"reloaded"`` (followed by
+        ``", serving version N; newer version(s) failed: ..."`` when ``latest`` passed
+        over newer versions that failed their checks), ``"kept old: <reason>"``, or
+        ``"unavailable: <reason>"`` when there was no old scorer.
         """
         if step is not None and step not in self._chain.names:
             raise UnknownStepError(step, self._chain.names)
@@ -318,7 +319,7 @@ class Engine:
                     continue
                 had_scorer = candidate.slot is not None
                 if candidate.reload():
-                    outcome[candidate.name] = "reloaded"
+                    outcome[candidate.name] = _reloaded(candidate)
                 elif had_scorer:
                     outcome[candidate.name] = f"kept old: {candidate.reload_error}"
                 else:
@@ -436,3 +437,14 @@ def _reloader(engine: Engine) -> Callable[[str], str]:
         return target.reload(name)[name]
 
     return reload
+
+
+def _reloaded(step: Any) -> str:
+    """A reload's outcome: ``"reloaded"``, and when the version served is not the newest
+    (``latest`` passed over newer versions that failed their checks), which and why."""
+    details = step.describe().get("details") or {}
+    failed = details.get("version_failures") or ()
+    if not failed:
+        return "reloaded"
+    why = "; ".join(f"version {f['version']}: {f['reason']}" for f in failed)
+    return f"reloaded, serving version {details.get('version')}; newer version(s) failed: {why}"

@@ -123,11 +123,14 @@ def test_a_bad_version_3_leaves_2_serving_and_says_why(
         else:
             damage(write_version(folder, 3))  # type: ignore[operator]
         caplog.clear()
-        engine.reload()
+        outcome = engine.reload()
         result = engine.score(ROWS[0])
         details = engine.diagnostics()["steps"][0]["details"]
 
     assert served_version_of(details) == 2
+    said = "reloaded, serving version 2; newer version(s) failed: version 3: "
+    assert outcome["neural"].startswith(said), outcome
+    assert reason in outcome["neural"]
     assert result.provenance is not None
     assert result.provenance.model_version == "2"
     assert result.score == pytest.approx(expected(ROWS[:1], 2)[0], abs=1e-6)
