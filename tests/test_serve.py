@@ -391,6 +391,31 @@ def test_a_bad_new_model_keeps_the_old_one_serving(
         model.write_bytes(good)
 
 
+def test_a_bad_new_version_under_latest_is_409_saying_which_serves_and_why(
+    tmp_path: Path, engine: scoring_core.Engine
+) -> None:
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "model.onnx").write_bytes(SHIPPED_MODEL.read_bytes())
+    config = tmp_path / "versions.yaml"
+    config.write_text(f"features: {ROOT / 'models' / 'calling_score_features.yaml'}\nchain:\n"
+                      "  - {name: neural, scorer: onnx, options: {model: m}}\n")  # fmt: skip
+    with ServerProcess([str(config)], env={"SCORING_ADMIN_TOKEN": TOKEN}) as running:
+        (tmp_path / "m" / "2").mkdir()
+        (tmp_path / "m" / "2" / "model.onnx").write_bytes(SHIPPED_MODEL.read_bytes()[:100])
+        path = "/v2/repository/models/versions/load"
+        answer = post(running, path, headers={"authorization": f"Bearer {TOKEN}"})
+        message = error_of(answer, 409)
+        assert "the old model serves on" in message
+        said = answer.json()["steps"]["neural"]
+        assert said.startswith("reloaded, serving version 1; newer version(s) failed: version 2")
+        assert "not a valid ONNX model" in said
+        X = rows(3)
+        scored = post(running, "/v2/models/versions/infer", json=features_request(X)).json()
+        assert scored["model_version"] == "versions/neural@1"
+        outputs = {o["name"]: o["data"] for o in scored["outputs"]}
+        assert outputs["score"] == engine.score_batch(X).scores.tolist()
+
+
 # -- the examples of docs/serving.md ----------------------------------------------------------
 
 
