@@ -2,8 +2,8 @@
 
 A polars DataFrame becomes a pyarrow Table with ``to_arrow()`` (zero-copy for number
 columns), so both take one path. Each feature column is read by
-:func:`scoring_core.io.numbers.column_numbers`, the conversion ``scoring score`` uses
-for CSV, JSON Lines and Parquet: numbers of any width and decimals as they are,
+:func:`scoring_core.features.numbers.column_numbers`, the conversion ``scoring score``
+uses for CSV, JSON Lines and Parquet: numbers of any width and decimals as they are,
 dictionary columns through their values, texts that read as numbers (``"0.5"``) too;
 nulls, booleans and other texts are reported per row. Arrow's nulls are the missing
 values; a NaN is not one. A column of dates, times or lists is
@@ -69,7 +69,7 @@ def _as_arrow(table: Any) -> Any:
 
 
 def _numbers(table: Any, name: str) -> Column:
-    from scoring_core.io.numbers import column_numbers
+    from scoring_core.features.numbers import column_numbers
 
     try:
         return column_numbers(table.column(name), name)

@@ -4,6 +4,7 @@ pyarrow, a dependency, is imported inside the functions that need it, so that
 ``import scoring_core`` stays fast.
 """
 
+from scoring_core.features.numbers import column_numbers, feature_matrix
 from scoring_core.io.formats import (
     FORMATS,
     STDIO,
@@ -13,7 +14,6 @@ from scoring_core.io.formats import (
     format_of,
     require_pyarrow,
 )
-from scoring_core.io.numbers import column_numbers, feature_matrix
 from scoring_core.io.readers import Chunk, TableReader
 from scoring_core.io.sources import open_reader
 from scoring_core.io.targets import is_stream, open_stream
